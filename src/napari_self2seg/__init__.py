@@ -1,0 +1,41 @@
+"""napari-self2seg: Self2Seg joint segmentation and denoising for napari.
+
+The package root re-exports the Qt-free core; the napari widget lives in
+:mod:`napari_self2seg._widget` and is loaded by napari through ``napari.yaml``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .core import (
+    DenoiserConfig,
+    LiveParameters,
+    Phase,
+    PrimalDualConfig,
+    SegmentationResult,
+    Self2SegConfig,
+    SolverState,
+    iterate,
+    preset,
+    resegment,
+    segment,
+)
+
+try:
+    __version__ = version("napari-self2seg")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "DenoiserConfig",
+    "LiveParameters",
+    "Phase",
+    "PrimalDualConfig",
+    "SegmentationResult",
+    "Self2SegConfig",
+    "SolverState",
+    "__version__",
+    "iterate",
+    "preset",
+    "resegment",
+    "segment",
+]

@@ -1,0 +1,224 @@
+"""Typed, validated configuration of a Self2Seg run.
+
+Every setting lives in a frozen, keyword-only dataclass and is checked when the
+object is built, so an invalid value fails at once with a message naming the fix.
+Variants are made with :func:`dataclasses.replace`, which re-runs the checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+InitMode = Literal["boxes", "threshold", "denoise-threshold", "mask"]
+INIT_MODES: tuple[InitMode, ...] = ("boxes", "threshold", "denoise-threshold", "mask")
+
+
+def _require(condition: bool, message: str) -> None:
+    """Raise ``ValueError(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenoiserConfig:
+    """Settings of one Noise2Fast denoising expert (paper §4.3).
+
+    Parameters
+    ----------
+    width : int
+        Number of channels of every hidden convolution (paper: 64).
+    n_blocks : int
+        Number of two-convolution blocks (paper: 4, i.e. 8 convolutions).
+    learning_rate : float
+        Adam learning rate (paper: 1e-3).
+    patience : int
+        Training stops after this many consecutive validations without a new
+        best score (paper code: 100, so at least 101 steps).
+    average_last : int
+        The expert's output is the mean of this many last validation outputs
+        (paper: 100).
+    max_steps : int
+        Hard cap on gradient steps per training phase, a safety net that the
+        early-stopping rule normally never reaches.
+    collapse_lr : float
+        Learning rate of the one retry made when the output collapsed to a
+        constant inside its region (paper code: 5e-6).
+    warm_start : bool
+        Continue from the previous outer iteration's weights instead of
+        re-initialising the network (the paper re-initialises).
+    """
+
+    width: int = 64
+    n_blocks: int = 4
+    learning_rate: float = 1e-3
+    patience: int = 100
+    average_last: int = 100
+    max_steps: int = 3000
+    collapse_lr: float = 5e-6
+    warm_start: bool = False
+
+    def __post_init__(self) -> None:
+        """Check every field; raise ``ValueError`` naming the fix."""
+        _require(self.width >= 1, f"denoiser width must be >= 1, got {self.width}")
+        _require(self.n_blocks >= 1, f"denoiser n_blocks must be >= 1, got {self.n_blocks}")
+        _require(
+            self.learning_rate > 0,
+            f"learning_rate must be > 0, got {self.learning_rate}; 1e-3 is the paper's value",
+        )
+        _require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        _require(self.average_last >= 1, f"average_last must be >= 1, got {self.average_last}")
+        _require(
+            self.max_steps >= self.patience,
+            f"max_steps ({self.max_steps}) must be >= patience ({self.patience})",
+        )
+        _require(self.collapse_lr > 0, f"collapse_lr must be > 0, got {self.collapse_lr}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrimalDualConfig:
+    """Settings of the Chambolle–Pock segmentation step (paper Algorithms 2 and 4).
+
+    Parameters
+    ----------
+    tau, sigma : float
+        Primal and dual step sizes. Convergence needs ``tau * sigma * 8 <= 1``,
+        8 being the bound on ``||grad||^2`` in 2-D (paper code: 1/4 and 1/2).
+    max_iter : int
+        Iteration cap per segmentation step (the paper's code always runs 8000).
+    gap_tol : float
+        Stop when the primal–dual gap, divided by the number of pixels, is
+        below this value.
+    change_tol : float
+        Also stop when the relative change ``||u_new - u|| / ||u||`` between two
+        checks is below this value (0 disables this test).
+    check_every : int
+        Evaluate the stopping tests every this many iterations; checking costs
+        a device-to-host synchronisation.
+    """
+
+    tau: float = 0.25
+    sigma: float = 0.5
+    max_iter: int = 8000
+    gap_tol: float = 1e-6
+    change_tol: float = 0.0
+    check_every: int = 50
+
+    def __post_init__(self) -> None:
+        """Check every field; raise ``ValueError`` naming the fix."""
+        _require(self.tau > 0 and self.sigma > 0, "tau and sigma must be > 0")
+        _require(
+            self.tau * self.sigma * 8.0 <= 1.0 + 1e-12,
+            f"tau * sigma * 8 must be <= 1 for convergence, got "
+            f"{self.tau * self.sigma * 8.0:.3g}; e.g. tau=0.25, sigma=0.5",
+        )
+        _require(self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter}")
+        _require(self.gap_tol >= 0, f"gap_tol must be >= 0, got {self.gap_tol}")
+        _require(self.change_tol >= 0, f"change_tol must be >= 0, got {self.change_tol}")
+        _require(self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Self2SegConfig:
+    """All settings of a Self2Seg run; the default is the ``paper`` preset.
+
+    Parameters
+    ----------
+    lam : float
+        Weight λ of the total variation in the joint energy (eq. 5), on the
+        [0, 1]-normalised image. Larger λ gives smoother, smaller regions.
+        The paper sweeps 0.01–0.07 on DSB2018.
+    mu : float
+        Weight µ of the proximity term to the previous mask (eq. 10). 0 turns
+        the term off; µ > 0 slows the growth of the foreground and switches the
+        solver to the accelerated scheme (Algorithm 4).
+    experts : {1, 2}
+        2: a Noise2Fast expert per region. 1: a foreground expert and a
+        constant background (its closed-form weighted mean).
+    init : {"boxes", "threshold", "denoise-threshold", "mask"}
+        How the first masks are made: from foreground/background boxes, by
+        thresholding the normalised image, by thresholding a whole-image
+        Noise2Fast denoising, or from a user-given mask.
+    threshold : float
+        Threshold in (0, 1) on the normalised image for the threshold inits.
+    residual_filter : int
+        Size of the mean filter applied to the expert residuals before
+        squaring (paper §3.1 variant 3; paper: 3 for σ ≥ 30). 1 means off.
+    max_outer_iter : int
+        Maximum number of segmentation steps (outer iterations).
+    stop_ratio : float
+        Outer stopping rule: stop when the energy decrease falls below
+        ``stop_ratio`` times the previous decrease (paper: 0.15).
+    denoiser : DenoiserConfig
+        Settings of the Noise2Fast experts.
+    solver : PrimalDualConfig
+        Settings of the primal–dual segmentation step.
+    """
+
+    lam: float = 0.04
+    mu: float = 0.0
+    experts: Literal[1, 2] = 2
+    init: InitMode = "boxes"
+    threshold: float = 0.5
+    residual_filter: int = 1
+    max_outer_iter: int = 10
+    stop_ratio: float = 0.15
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    solver: PrimalDualConfig = field(default_factory=PrimalDualConfig)
+
+    def __post_init__(self) -> None:
+        """Check every field; raise ``ValueError`` naming the fix."""
+        _require(
+            self.lam > 0,
+            f"lam (λ) must be > 0, got {self.lam}; try a value between 0.01 and 0.07",
+        )
+        _require(self.mu >= 0, f"mu (µ) must be >= 0, got {self.mu}; use 0 to switch it off")
+        _require(self.experts in (1, 2), f"experts must be 1 or 2, got {self.experts!r}")
+        _require(
+            self.init in INIT_MODES,
+            f"init must be one of {', '.join(INIT_MODES)}; got {self.init!r}",
+        )
+        _require(
+            0.0 < self.threshold < 1.0,
+            f"threshold must be in (0, 1), got {self.threshold}",
+        )
+        _require(
+            self.residual_filter >= 1 and self.residual_filter % 2 == 1,
+            f"residual_filter must be an odd size >= 1 (1 = off), got {self.residual_filter}",
+        )
+        _require(
+            self.max_outer_iter >= 1,
+            f"max_outer_iter must be >= 1, got {self.max_outer_iter}",
+        )
+        _require(
+            0.0 <= self.stop_ratio < 1.0,
+            f"stop_ratio must be in [0, 1), got {self.stop_ratio}",
+        )
+
+
+PresetName = Literal["paper"]
+
+
+def preset(name: str) -> Self2SegConfig:
+    """Return a named, ready-made configuration.
+
+    Parameters
+    ----------
+    name : {"paper"}
+        ``"paper"``: the settings of Gruber et al. (64-channel, 8-layer
+        Noise2Fast experts re-trained every outer iteration, early stop after
+        100 non-improving steps, λ = 0.04, 15 % energy-decrease rule).
+
+    Returns
+    -------
+    Self2SegConfig
+        The preset configuration.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known preset.
+    """
+    if name == "paper":
+        return Self2SegConfig()
+    raise ValueError(f"unknown preset {name!r}; available presets: paper")

@@ -1,0 +1,1 @@
+"""Noise2Fast denoising experts: network, checkerboard sampling and training."""

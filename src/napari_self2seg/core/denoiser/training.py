@@ -1,0 +1,168 @@
+"""Region-masked Noise2Fast training of one expert (paper §4.3, eqs. 11–12)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .sampling import TrainingPair, checkerboard_pairs
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from ..config import DenoiserConfig
+    from .network import Noise2FastNet
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Report after one gradient step.
+
+    Attributes
+    ----------
+    step : int
+        Gradient steps done so far in this phase.
+    loss : float
+        Masked training loss of this step.
+    score : float
+        Validation error: mean of ``(f - D(f))^2`` over the region.
+    best_score : float
+        Lowest validation error so far.
+    """
+
+    step: int
+    loss: float
+    score: float
+    best_score: float
+
+
+@dataclass(frozen=True)
+class TrainedExpert:
+    """Outcome of one training phase.
+
+    Attributes
+    ----------
+    output : torch.Tensor
+        The expert's denoising of the whole image, ``(H, W)``: the mean of the
+        last validation outputs.
+    steps : int
+        Gradient steps taken.
+    best_score : float
+        Best validation error.
+    retried : bool
+        Whether the collapse check triggered a retry at the low learning rate.
+    """
+
+    output: torch.Tensor
+    steps: int
+    best_score: float
+    retried: bool
+
+
+def masked_loss(prediction: torch.Tensor, pair: TrainingPair) -> torch.Tensor:
+    """Masked squared error of eq. (12), divided by the mask's size.
+
+    Pixels where the mask is 0 contribute neither to the value nor to the
+    gradient. The division only rescales the loss, which Adam is invariant to.
+    """
+    return ((prediction - pair.target) ** 2 * pair.mask).sum() / pair.mask.sum().clamp_min(1.0)
+
+
+def has_collapsed(output: torch.Tensor, region: torch.Tensor, min_pixels: int = 10) -> bool:
+    """Tell whether the output collapsed to a constant in the region (Noise2Fast check).
+
+    Crops a one-pixel border and counts the region pixels whose output lies
+    above the region's mean output; fewer than ``min_pixels`` means collapse.
+    (The reference code indexes the rows twice and never crops the columns.)
+    """
+    inner_out = output[1:-1, 1:-1]
+    inner_region = region[1:-1, 1:-1]
+    values = inner_out[inner_region]
+    if values.numel() < min_pixels:
+        return False
+    return int((values > values.mean()).sum()) < min_pixels
+
+
+def _run(
+    net: Noise2FastNet,
+    image: torch.Tensor,
+    region: torch.Tensor,
+    pairs: tuple[TrainingPair, ...],
+    learning_rate: float,
+    config: DenoiserConfig,
+    generator: torch.Generator,
+) -> Generator[TrainingProgress, None, tuple[torch.Tensor, int, float]]:
+    """Adam steps on random pairs with early stopping; returns (mean output, steps, best)."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    full = image[None, None]
+    region_size = region.sum().clamp_min(1)
+    outputs: deque[torch.Tensor] = deque(maxlen=config.average_last)
+    best, since_best, step = float("inf"), 0, 0
+    while step < config.max_steps and since_best < config.patience:
+        pair = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+        optimizer.zero_grad(set_to_none=True)
+        loss = masked_loss(net(pair.source), pair)
+        torch.autograd.backward(loss)
+        optimizer.step()
+        step += 1
+        with torch.no_grad():
+            output = net(full)[0, 0]
+            score = float((((image - output) ** 2) * region).sum() / region_size)
+        outputs.append(output)
+        if score < best:
+            best, since_best = score, 0
+        else:
+            since_best += 1
+        yield TrainingProgress(step, float(loss.detach()), score, best)
+    return torch.stack(tuple(outputs)).mean(dim=0), step, best
+
+
+def train_expert(
+    net: Noise2FastNet,
+    image: torch.Tensor,
+    region: torch.Tensor,
+    config: DenoiserConfig,
+    generator: torch.Generator,
+) -> Generator[TrainingProgress, None, TrainedExpert]:
+    """Train ``net`` as the expert of ``region`` and denoise the whole image.
+
+    One step draws one of the four checkerboard pairs at random, takes an Adam
+    step on the region-masked loss (eq. 12) and validates on the full image.
+    Training stops after ``config.patience`` validations without improvement
+    (or ``config.max_steps``); the output is the mean of the last
+    ``config.average_last`` validation outputs. If that output is constant in
+    the region, training continues once at ``config.collapse_lr``.
+
+    Parameters
+    ----------
+    net : Noise2FastNet
+        Network to train, already on the image's device.
+    image : torch.Tensor
+        Normalised image, ``(H, W)``.
+    region : torch.Tensor
+        Boolean mask of the expert's region, ``(H, W)``; must not be empty.
+    config : DenoiserConfig
+        Training settings.
+    generator : torch.Generator
+        CPU generator that picks the pairs.
+
+    Yields
+    ------
+    TrainingProgress
+        After every gradient step.
+
+    Returns
+    -------
+    TrainedExpert
+        The denoised image and training statistics.
+    """
+    pairs = checkerboard_pairs(image, region)
+    output, steps, best = yield from _run(net, image, region, pairs, config.learning_rate, config, generator)
+    retried = has_collapsed(output, region)
+    if retried:
+        output, more, best = yield from _run(net, image, region, pairs, config.collapse_lr, config, generator)
+        steps += more
+    return TrainedExpert(output.detach(), steps, best, retried)

@@ -1,0 +1,78 @@
+"""Forward-difference gradient and its exact negative adjoint (paper §4.1.1).
+
+Images are tensors whose last two axes are (rows, columns); leading axes are
+batched. ``grad`` returns a ``(..., 2, H, W)`` field. With Neumann boundaries
+(zero difference in the last row/column), ``div = -grad^*`` holds exactly:
+``<grad u, p> = -<u, div p>``, and ``||grad||^2 <= 8`` in 2-D.
+"""
+
+from __future__ import annotations
+
+import torch
+
+GRAD_SQNORM_BOUND = 8.0
+"""Upper bound of ``||grad||^2`` for 2-D forward differences with unit step."""
+
+
+def grad(u: torch.Tensor) -> torch.Tensor:
+    """Forward differences with Neumann boundary conditions.
+
+    Parameters
+    ----------
+    u : torch.Tensor
+        Image of shape ``(..., H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., 2, H, W)``; index 0 along the new axis is the difference
+        along rows (``u[i+1, j] - u[i, j]``), index 1 along columns. Both are
+        zero in the last row and column respectively.
+    """
+    g = u.new_zeros((*u.shape[:-2], 2, *u.shape[-2:]))
+    g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
+    g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+    return g
+
+
+def div(p: torch.Tensor) -> torch.Tensor:
+    """Discrete divergence, the exact negative adjoint of :func:`grad`.
+
+    Along each axis of length N: ``d[0] = p[0]``, ``d[i] = p[i] - p[i-1]`` for
+    ``0 < i < N-1`` and ``d[N-1] = -p[N-2]`` (this fixes the boundary bug of the
+    reference code, which wrote into a view of its input).
+
+    Parameters
+    ----------
+    p : torch.Tensor
+        Vector field of shape ``(..., 2, H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., H, W)``.
+    """
+    py, px = p[..., 0, :, :], p[..., 1, :, :]
+    d = torch.zeros_like(py)
+    d[..., :-1, :] += py[..., :-1, :]
+    d[..., 1:, :] -= py[..., :-1, :]
+    d[..., :, :-1] += px[..., :, :-1]
+    d[..., :, 1:] -= px[..., :, :-1]
+    return d
+
+
+def total_variation(u: torch.Tensor) -> torch.Tensor:
+    """Isotropic total variation ``sum_i |(grad u)_i|_2`` (paper eq. 9).
+
+    Parameters
+    ----------
+    u : torch.Tensor
+        Image of shape ``(..., H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(...)``: one value per image.
+    """
+    tv: torch.Tensor = torch.linalg.vector_norm(grad(u), dim=-3).sum(dim=(-2, -1))
+    return tv

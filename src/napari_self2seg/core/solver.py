@@ -1,0 +1,435 @@
+"""The alternating Self2Seg scheme (paper Algorithms 1 and 3) as a generator.
+
+:func:`iterate` is the primary API: it validates its inputs at once, then
+returns a generator of :class:`~.state.SolverState` snapshots. :func:`segment`
+runs it to the end; :func:`resegment` re-solves only the convex step for a new
+λ on the experts of a finished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Generator, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ._validation import check_boxes, check_image, check_init_mask, normalise, resolve_device
+from .config import Self2SegConfig, preset
+from .denoiser.network import Noise2FastNet
+from .denoiser.training import TrainedExpert, train_expert
+from .energy import joint_energy, squared_residual, weighted_mean
+from .initialization import box_regions, threshold_regions
+from .primal_dual import PrimalDualState, chambolle_pock
+from .state import LiveParameters, Phase, SegmentationResult, SolverState
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25
+"""Longest time between two snapshots while an expert trains or the solver runs."""
+
+BoxesLike = Iterable[Sequence[float]] | None
+StateStream = Generator[SolverState, LiveParameters | None, None]
+
+
+def _frozen(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Read-only CPU numpy copy of a tensor or array."""
+    if isinstance(values, torch.Tensor):
+        dtype = torch.bool if values.dtype == torch.bool else torch.float32
+        values = values.detach().to("cpu", dtype).numpy()
+    array = np.array(values, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+class _Run:
+    """Mutable bookkeeping of one run: live parameters, timings, the last snapshot."""
+
+    def __init__(self, config: Self2SegConfig, lo: float, hi: float, shape: tuple[int, int]) -> None:
+        self.config = config
+        self.lo, self.hi = lo, hi
+        self.start = time.perf_counter()
+        self.timings = {"init": 0.0, "train_foreground": 0.0, "train_background": 0.0, "segment": 0.0}
+        self.energies: list[float] = []
+        self.last_yield = self.start
+        empty = np.zeros(shape, dtype=bool)
+        empty.flags.writeable = False
+        self.mask = empty
+        self.relaxed = _frozen(empty.astype(np.float32))
+        self.denoised: np.ndarray | None = None
+
+    def receive(self, sent: LiveParameters | None) -> None:
+        """Apply parameters sent into the generator (validated by LiveParameters)."""
+        if sent is None:
+            return
+        lam = self.config.lam if sent.lam is None else sent.lam
+        mu = self.config.mu if sent.mu is None else sent.mu
+        self.config = dataclasses.replace(self.config, lam=lam, mu=mu)
+        logger.info("live parameters: λ = %g, µ = %g", lam, mu)
+
+    def to_input_scale(self, normalised: torch.Tensor) -> np.ndarray:
+        """Map a [0, 1] image back to the input's intensity range."""
+        return _frozen(normalised * (self.hi - self.lo) + self.lo)
+
+    def due(self) -> bool:
+        """Whether enough time has passed to send an intermediate snapshot."""
+        return time.perf_counter() - self.last_yield >= PROGRESS_INTERVAL_S
+
+    def snapshot(
+        self,
+        phase: Phase,
+        outer: int,
+        message: str,
+        *,
+        step: int = 0,
+        loss: float | None = None,
+        gap: float | None = None,
+        result: SegmentationResult | None = None,
+    ) -> SolverState:
+        """Build a snapshot from the current arrays (shared, read-only)."""
+        self.last_yield = time.perf_counter()
+        return SolverState(
+            phase=phase,
+            outer_iteration=outer,
+            step=step,
+            mask=self.mask,
+            relaxed=self.relaxed,
+            denoised=self.denoised,
+            energies=tuple(self.energies),
+            loss=loss,
+            gap=gap,
+            elapsed=self.last_yield - self.start,
+            message=message,
+            result=result,
+        )
+
+
+def iterate(
+    image: np.ndarray,
+    config: Self2SegConfig | None = None,
+    *,
+    fg_boxes: BoxesLike = None,
+    bg_boxes: BoxesLike = None,
+    init_mask: np.ndarray | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+) -> StateStream:
+    """Run Self2Seg step by step, yielding a snapshot after every phase.
+
+    The scheme alternates (paper Algorithm 1): train the Noise2Fast experts on
+    the current foreground and background (eqs. 11–12), then minimise the
+    convex joint energy (eq. 5, or eq. 10 with µ > 0) over ``u`` by
+    Chambolle–Pock, until the energy decrease falls below ``stop_ratio`` times
+    the previous decrease or ``max_outer_iter`` segmentation steps were made.
+
+    Inputs are checked when this function is called, before any work. The
+    returned generator yields after the initialisation, after every training
+    and segmentation phase, and at least every 0.25 s inside them, so that a
+    consumer can stop it promptly (``close()``). A :class:`LiveParameters`
+    sent into it (``gen.send(...)``) changes λ/µ from the next segmentation
+    step on. The last snapshot has phase ``DONE`` and carries the
+    :class:`SegmentationResult`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image of any real dtype; it is min–max normalised internally and
+        never modified.
+    config : Self2SegConfig or None
+        Settings; ``None`` uses the ``paper`` preset.
+    fg_boxes, bg_boxes : iterable of (y0, x0, y1, x1) or None
+        Foreground and background boxes, half-open pixel coordinates; any
+        number of each. Needed for ``init="boxes"``, ignored otherwise.
+    init_mask : numpy.ndarray or None
+        Initial foreground mask for ``init="mask"``.
+    seed : int
+        Seed of the network initialisations and the training-pair draws.
+    device : str or torch.device
+        ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
+
+    Returns
+    -------
+    Generator of SolverState
+        The snapshots; ``send`` accepts :class:`LiveParameters`.
+
+    Raises
+    ------
+    ValueError
+        On invalid images, boxes, masks, devices or settings; the message says
+        what to change.
+
+    References
+    ----------
+    N. Gruber, J. Schwab, N. Debroux, N. Papadakis, M. Haltmeier, "Self2Seg:
+    Single-Image Self-Supervised Joint Segmentation and Denoising",
+    arXiv:2309.10511v2, 2024.
+    """
+    cfg = config if config is not None else preset("paper")
+    values = check_image(image)
+    shape = (int(values.shape[0]), int(values.shape[1]))
+    fg_checked = check_boxes(fg_boxes, "foreground", shape)
+    bg_checked = check_boxes(bg_boxes, "background", shape)
+    normalised, lo, hi = normalise(values)
+    regions: tuple[np.ndarray, np.ndarray] | None = None
+    if init_mask is not None and cfg.init != "mask":
+        raise ValueError(f"init_mask is only used with init='mask', but init is {cfg.init!r}")
+    if cfg.init == "boxes":
+        regions = box_regions(fg_checked, bg_checked, shape)
+    elif cfg.init == "threshold":
+        regions = threshold_regions(normalised, cfg.threshold, "normalised image")
+    elif cfg.init == "mask":
+        if init_mask is None:
+            raise ValueError("init='mask' needs an init_mask of the image's shape")
+        fg = check_init_mask(init_mask, shape)
+        regions = (fg, ~fg)
+    torch_device = resolve_device(device)
+    return _alternate(normalised, lo, hi, cfg, regions, int(seed), torch_device)
+
+
+def _alternate(
+    normalised: np.ndarray,
+    lo: float,
+    hi: float,
+    config: Self2SegConfig,
+    regions: tuple[np.ndarray, np.ndarray] | None,
+    seed: int,
+    device: torch.device,
+) -> StateStream:
+    """Run the alternating scheme on validated inputs (the generator behind :func:`iterate`)."""
+    run = _Run(config, lo, hi, (normalised.shape[0], normalised.shape[1]))
+    f = torch.from_numpy(normalised).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    den_cfg = config.denoiser
+
+    def new_net() -> Noise2FastNet:
+        return Noise2FastNet(den_cfg.width, den_cfg.n_blocks, generator=generator).to(device)
+
+    def train(
+        net: Noise2FastNet, region: torch.Tensor, phase: Phase, outer: int, timing_key: str
+    ) -> Generator[SolverState, LiveParameters | None, TrainedExpert]:
+        t0 = time.perf_counter()
+        training = train_expert(net, f, region, den_cfg, generator)
+        try:
+            while True:
+                progress = next(training)
+                if run.due():
+                    message = f"{phase.value}: step {progress.step}, loss {progress.loss:.3g}"
+                    run.receive((yield run.snapshot(phase, outer, message, step=progress.step, loss=progress.loss)))
+        except StopIteration as stop:
+            trained: TrainedExpert = stop.value
+        run.timings[timing_key] += time.perf_counter() - t0
+        logger.info("%s: %d steps, best validation error %.3g", phase.value, trained.steps, trained.best_score)
+        return trained
+
+    # Initialisation (Algorithm 1, step 1).
+    if regions is None:  # denoise-threshold: Noise2Fast on the whole image, then threshold
+        whole = yield from train(new_net(), torch.ones_like(f, dtype=torch.bool), Phase.INIT, 0, "init")
+        denoised = whole.output.cpu().numpy()
+        denoised = (denoised - denoised.min()) / max(float(denoised.max() - denoised.min()), 1e-12)
+        regions = threshold_regions(denoised, config.threshold, "denoised image")
+    fg_region = torch.from_numpy(regions[0]).to(device)
+    bg_region = torch.from_numpy(regions[1]).to(device)
+    u = fg_region.to(f.dtype)
+    run.mask, run.relaxed = _frozen(regions[0]), _frozen(u)
+    run.receive((yield run.snapshot(Phase.INIT, 0, f"initial regions from {config.init}")))
+
+    fg_net = new_net()
+    bg_net = new_net() if config.experts == 2 else None
+    pd_state = PrimalDualState.from_mask(u)
+    stop_reason = f"reached max_outer_iter = {config.max_outer_iter}"
+    outer = 0
+    while True:
+        # Expert step: W^{k+1} = argmin_W E(u^k, W) via Noise2Fast (eqs. 11–12).
+        if outer > 0 and not den_cfg.warm_start:
+            fg_net = new_net()
+            bg_net = new_net() if config.experts == 2 else None
+        out_fg = (yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")).output
+        if bg_net is not None:
+            out_bg = (yield from train(bg_net, bg_region, Phase.TRAIN_BACKGROUND, outer, "train_background")).output
+        else:
+            t0 = time.perf_counter()
+            weight = bg_region.to(f.dtype) if outer == 0 else 1.0 - u
+            out_bg = weighted_mean(f, weight).expand_as(f)
+            run.timings["train_background"] += time.perf_counter() - t0
+        residual_fg = squared_residual(f, out_fg, config.residual_filter)
+        residual_bg = squared_residual(f, out_bg, config.residual_filter)
+        run.energies.append(float(joint_energy(u, residual_fg, residual_bg, run.config.lam)))
+        run.denoised = run.to_input_scale(torch.where(u >= 0.5, out_fg, out_bg))
+        run.receive(
+            (yield run.snapshot(Phase.TRAIN_BACKGROUND, outer, f"experts trained, energy {run.energies[-1]:.4g}"))
+        )
+
+        if _decrease_stalled(run.energies, config.stop_ratio):
+            stop_reason = f"energy decrease fell below {config.stop_ratio:g} × the previous decrease"
+            break
+        if outer >= config.max_outer_iter:
+            break
+
+        # Segmentation step: u^{k+1} = argmin_u E(u, W^{k+1}) (Algorithm 2 or 4).
+        outer += 1
+        t0 = time.perf_counter()
+        lam, mu = run.config.lam, run.config.mu
+        reference = u.clone() if mu > 0 else None
+        progress = None
+        for progress in chambolle_pock(
+            pd_state, residual_fg - residual_bg, lam, config.solver, mu=mu, reference=reference
+        ):
+            if run.due():
+                run.relaxed = _frozen(pd_state.u)
+                message = f"segment: iteration {progress.iteration}, gap {progress.gap:.2e}"
+                run.receive(
+                    (yield run.snapshot(Phase.SEGMENT, outer, message, step=progress.iteration, gap=progress.gap))
+                )
+        u = pd_state.u
+        run.timings["segment"] += time.perf_counter() - t0
+        hard = u >= 0.5
+        run.mask, run.relaxed = _frozen(hard), _frozen(u)
+        run.denoised = run.to_input_scale(torch.where(hard, out_fg, out_bg))
+        steps = progress.iteration if progress else 0
+        gap = progress.gap if progress else None
+        logger.info("segmentation %d: %d primal-dual iterations, gap %.2e", outer, steps, gap or 0.0)
+        run.receive((yield run.snapshot(Phase.SEGMENT, outer, f"segmentation {outer} done", step=steps, gap=gap)))
+        if bool(hard.all()) or not bool(hard.any()):
+            stop_reason = "the segmentation became a single region; lower λ or change the initialisation"
+            logger.warning(stop_reason)
+            break
+        fg_region, bg_region = hard, ~hard
+
+    result = SegmentationResult(
+        mask=run.mask,
+        relaxed=run.relaxed,
+        denoised=run.denoised,
+        denoised_fg=run.to_input_scale(out_fg),
+        denoised_bg=run.to_input_scale(out_bg),
+        energies=tuple(run.energies),
+        timings=dict(run.timings),
+        config=run.config,
+        seed=seed,
+        device=str(device),
+        outer_iterations=outer,
+        stop_reason=stop_reason,
+        image_range=(lo, hi),
+        residual_fg=_frozen(residual_fg),
+        residual_bg=_frozen(residual_bg),
+        dual=_frozen(pd_state.p),
+    )
+    logger.info("done after %d segmentation steps: %s", outer, stop_reason)
+    yield run.snapshot(Phase.DONE, outer, f"done: {stop_reason}", result=result)
+
+
+def _decrease_stalled(energies: Sequence[float], ratio: float) -> bool:
+    """Paper stopping rule: ``E_{k-1} - E_k < ratio (E_{k-2} - E_{k-1})`` (§3.2, §5)."""
+    if len(energies) < 3:
+        return False
+    previous = energies[-3] - energies[-2]
+    current = energies[-2] - energies[-1]
+    return current < ratio * previous
+
+
+def segment(
+    image: np.ndarray,
+    config: Self2SegConfig | None = None,
+    *,
+    fg_boxes: BoxesLike = None,
+    bg_boxes: BoxesLike = None,
+    init_mask: np.ndarray | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+) -> SegmentationResult:
+    """Run Self2Seg to the end and return its result.
+
+    Same parameters as :func:`iterate`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image of any real dtype.
+    config : Self2SegConfig or None
+        Settings; ``None`` uses the ``paper`` preset.
+    fg_boxes, bg_boxes : iterable of (y0, x0, y1, x1) or None
+        Foreground and background boxes (half-open).
+    init_mask : numpy.ndarray or None
+        Initial foreground mask for ``init="mask"``.
+    seed : int
+        Random seed.
+    device : str or torch.device
+        Device name or ``"auto"``.
+
+    Returns
+    -------
+    SegmentationResult
+        Mask, relaxed indicator, denoised images, energies and timings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_self2seg.core import Self2SegConfig, DenoiserConfig, segment
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(0.2, 0.1, (32, 32)); img[8:24, 8:24] += 0.6
+    >>> cfg = Self2SegConfig(lam=0.02, experts=1, max_outer_iter=2,
+    ...                      denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5))
+    >>> result = segment(img, cfg, fg_boxes=[(10, 10, 20, 20)], bg_boxes=[(0, 0, 6, 32)], device="cpu")
+    >>> result.mask[16, 16], result.mask[2, 2]
+    (np.True_, np.False_)
+    """
+    final: SegmentationResult | None = None
+    for state in iterate(
+        image, config, fg_boxes=fg_boxes, bg_boxes=bg_boxes, init_mask=init_mask, seed=seed, device=device
+    ):
+        final = state.result
+    if final is None:  # pragma: no cover - iterate always ends with a result
+        raise RuntimeError("Self2Seg ended without a result")
+    return final
+
+
+def resegment(result: SegmentationResult, *, lam: float, device: str | torch.device = "cpu") -> SegmentationResult:
+    """Re-solve only the convex segmentation step for a new λ, keeping the experts.
+
+    The experts' residuals stored in ``result`` are fixed, so eq. (5) is convex
+    in ``u`` and one Chambolle–Pock solve (warm-started from the previous
+    ``u`` and dual variable) gives the new global minimiser; no network is
+    trained. The µ term is not used here.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        A finished run.
+    lam : float
+        New TV weight λ (> 0).
+    device : str or torch.device
+        Where to solve; the CPU is usually fastest for a single solve.
+
+    Returns
+    -------
+    SegmentationResult
+        A new result with the new mask, relaxed indicator, composite denoised
+        image and a one-entry energy history; experts are unchanged.
+    """
+    config = dataclasses.replace(result.config, lam=lam)
+    torch_device = resolve_device(device)
+    t0 = time.perf_counter()
+    residual_fg = torch.from_numpy(np.array(result.residual_fg)).to(torch_device)
+    residual_bg = torch.from_numpy(np.array(result.residual_bg)).to(torch_device)
+    state = PrimalDualState(
+        u=torch.from_numpy(np.array(result.relaxed)).to(torch_device),
+        p=torch.from_numpy(np.array(result.dual)).to(torch_device),
+    )
+    for _ in chambolle_pock(state, residual_fg - residual_bg, lam, config.solver):
+        pass
+    energy = float(joint_energy(state.u, residual_fg, residual_bg, lam))
+    mask = _frozen(state.u >= 0.5)
+    denoised = np.where(mask, result.denoised_fg, result.denoised_bg).astype(np.float32)
+    denoised.flags.writeable = False
+    return dataclasses.replace(
+        result,
+        mask=mask,
+        relaxed=_frozen(state.u),
+        denoised=denoised,
+        energies=(energy,),
+        timings={"segment": time.perf_counter() - t0},
+        config=config,
+        dual=_frozen(state.p),
+        stop_reason=f"re-segmented with λ = {lam:g}",
+    )

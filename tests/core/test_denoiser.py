@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_self2seg.core.config import DenoiserConfig
+from napari_self2seg.core.denoiser.network import Noise2FastNet
+from napari_self2seg.core.denoiser.sampling import checkerboard_pairs, column_halves, row_halves
+from napari_self2seg.core.denoiser.training import has_collapsed, masked_loss, train_expert
+
+
+def index_image(h: int, w: int) -> torch.Tensor:
+    return torch.arange(h * w, dtype=torch.float64).reshape(h, w)
+
+
+@pytest.mark.parametrize("halves", [row_halves, column_halves])
+def test_each_checkerboard_split_covers_every_pixel_exactly_once(halves) -> None:  # type: ignore[no-untyped-def]
+    idx = index_image(6, 8)
+    first, second = halves(idx)
+    values = torch.cat([first.flatten(), second.flatten()]).long()
+    assert torch.equal(torch.sort(values).values, torch.arange(48))
+
+
+def test_pairs_follow_the_reference_code_formulas() -> None:
+    f = index_image(4, 6)
+    a, b = row_halves(f)
+    c, d = column_halves(f)
+    for i in range(2):
+        for j in range(6):
+            assert a[i, j] == f[2 * i + 1 - (j % 2), j]
+            assert b[i, j] == f[2 * i + (j % 2), j]
+    for i in range(4):
+        for j in range(3):
+            assert c[i, j] == f[i, 2 * j + 1 - (i % 2)]
+            assert d[i, j] == f[i, 2 * j + (i % 2)]
+
+
+def test_targets_cover_each_pixel_once_per_orientation_and_inputs_are_neighbours() -> None:
+    f = index_image(8, 8)
+    pairs = checkerboard_pairs(f, torch.ones(8, 8))
+    rows = torch.cat([pairs[0].target.flatten(), pairs[1].target.flatten()]).long()
+    cols = torch.cat([pairs[2].target.flatten(), pairs[3].target.flatten()]).long()
+    assert torch.equal(torch.sort(rows).values, torch.arange(64))
+    assert torch.equal(torch.sort(cols).values, torch.arange(64))
+    for pair in pairs:  # input and target pixels are 4-neighbours, never the same pixel
+        src, tgt = pair.source.flatten().long(), pair.target.flatten().long()
+        dy, dx = (src // 8 - tgt // 8).abs(), (src % 8 - tgt % 8).abs()
+        assert torch.all(dy + dx == 1)
+
+
+def test_mask_is_sampled_at_the_target_pixels() -> None:
+    f = index_image(8, 10)
+    mask = (f.long() % 3 == 0).double()
+    for pair in checkerboard_pairs(f, mask):
+        expected = (pair.target.long() % 3 == 0).double()
+        assert torch.equal(pair.mask, expected)
+
+
+def test_odd_sizes_drop_the_last_row_and_column_from_the_pairs() -> None:
+    pairs = checkerboard_pairs(torch.rand(9, 7), torch.ones(9, 7))
+    assert pairs[0].target.shape == (1, 1, 4, 6)
+    assert pairs[2].target.shape == (1, 1, 8, 3)
+
+
+def test_masked_loss_has_no_gradient_from_pixels_outside_the_mask() -> None:
+    f = torch.rand(8, 8, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(8, 8)
+    mask[:, :4] = 1.0
+    pair = checkerboard_pairs(f, mask)[0]
+    prediction = torch.rand(pair.target.shape, requires_grad=True)
+    torch.autograd.backward(masked_loss(prediction, pair))
+    assert prediction.grad is not None
+    assert torch.all(prediction.grad[pair.mask == 0] == 0)
+    assert torch.any(prediction.grad[pair.mask == 1] != 0)
+    # changing the prediction outside the mask leaves the loss unchanged
+    moved = prediction.detach() + 10.0 * (1 - pair.mask)
+    assert float(masked_loss(moved, pair)) == pytest.approx(float(masked_loss(prediction.detach(), pair)))
+
+
+def test_network_keeps_the_image_size_and_outputs_in_unit_interval() -> None:
+    net = Noise2FastNet(width=4, n_blocks=2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = net(torch.rand(1, 1, 17, 23))
+    assert out.shape == (1, 1, 17, 23)
+    assert float(out.min()) > 0 and float(out.max()) < 1
+    assert len(net.convs) == 4  # 2 blocks of two 3×3 convolutions
+
+
+def test_paper_network_has_eight_convolutions_of_64_channels() -> None:
+    net = Noise2FastNet()
+    assert len(net.convs) == 8
+    assert all(c.out_channels == 64 and c.kernel_size == (3, 3) for c in net.convs)
+    assert net.convs[0].padding == (0, 0) and net.convs[1].padding_mode == "reflect"
+
+
+def test_same_generator_seed_gives_the_same_weights() -> None:
+    a = Noise2FastNet(width=4, n_blocks=1, generator=torch.Generator().manual_seed(7))
+    b = Noise2FastNet(width=4, n_blocks=1, generator=torch.Generator().manual_seed(7))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_collapse_check() -> None:
+    region = torch.ones(20, 20, dtype=torch.bool)
+    flat = torch.full((20, 20), 0.5)
+    flat[0, 0] = 0.9  # the border is ignored
+    assert has_collapsed(flat, region)
+    assert not has_collapsed(torch.rand(20, 20, generator=torch.Generator().manual_seed(0)), region)
+
+
+def test_training_denoises_its_region_and_stops_early() -> None:
+    rng = np.random.default_rng(0)
+    clean = np.tile(np.where(np.arange(32) % 6 < 3, 0.3, 0.7), (32, 1))
+    noisy = torch.from_numpy(np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)).float()
+    region = torch.ones(32, 32, dtype=torch.bool)
+    config = DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=10, max_steps=400)
+    gen = torch.Generator().manual_seed(0)
+    training = train_expert(Noise2FastNet(8, 2, generator=gen), noisy, region, config, gen)
+    steps = []
+    try:
+        while True:
+            steps.append(next(training).step)
+    except StopIteration as stop:
+        trained = stop.value
+    assert steps == list(range(1, trained.steps + 1))
+    assert trained.steps < config.max_steps
+    error_before = float(((noisy - torch.from_numpy(clean).float()) ** 2).mean())
+    error_after = float(((trained.output - torch.from_numpy(clean).float()) ** 2).mean())
+    assert error_after < 0.5 * error_before

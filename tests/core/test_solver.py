@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from skimage import filters
+
+from napari_self2seg.core import (
+    LiveParameters,
+    Phase,
+    Self2SegConfig,
+    dice,
+    iterate,
+    resegment,
+    segment,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from napari_self2seg.datasets import SyntheticImage
+
+threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
+
+
+def run_textures(textures: SyntheticImage, config: Self2SegConfig, seed: int = 0):  # type: ignore[no-untyped-def]
+    return segment(
+        textures.image, config, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], seed=seed, device="cpu"
+    )
+
+
+def test_two_experts_separate_equal_mean_textures_where_otsu_fails(
+    textures: SyntheticImage, tiny_config: Self2SegConfig
+) -> None:
+    otsu = textures.image > threshold_otsu(textures.image)
+    otsu_dice = max(dice(otsu, textures.truth), dice(~otsu, textures.truth))
+    result = run_textures(textures, tiny_config)
+    assert otsu_dice < 0.6
+    assert dice(result.mask, textures.truth) >= 0.9
+    assert result.mask.dtype == bool and result.mask.shape == textures.image.shape
+    assert result.relaxed.dtype == np.float32 and 0 <= result.relaxed.min() <= result.relaxed.max() <= 1
+    assert result.denoised.shape == textures.image.shape
+    assert set(result.timings) == {"init", "train_foreground", "train_background", "segment"}
+    assert len(result.energies) == result.outer_iterations + 1
+
+
+def test_same_seed_gives_the_same_result(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
+    cfg = dataclasses.replace(tiny_config, max_outer_iter=1)
+    first, second = run_textures(textures, cfg, seed=3), run_textures(textures, cfg, seed=3)
+    np.testing.assert_array_equal(first.mask, second.mask)
+    np.testing.assert_array_equal(first.denoised, second.denoised)
+    assert first.energies == second.energies
+
+
+def test_denoised_output_is_in_the_input_intensity_scale(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
+    cfg = dataclasses.replace(tiny_config, max_outer_iter=1)
+    scaled = (textures.image * 1000 + 500).astype(np.float32)
+    small = run_textures(textures, cfg)
+    large = segment(scaled, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    np.testing.assert_array_equal(small.mask, large.mask)
+    lo, hi = float(textures.image.min()), float(textures.image.max())
+    expected = (small.denoised - lo) / (hi - lo) * (1000 * (hi - lo)) + 1000 * lo + 500
+    np.testing.assert_allclose(large.denoised, expected, rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64])
+def test_any_real_dtype_is_accepted(textures: SyntheticImage, tiny_config: Self2SegConfig, dtype: type) -> None:
+    cfg = dataclasses.replace(tiny_config, max_outer_iter=1, experts=1)
+    image = np.clip(textures.image * 200, 0, 255).astype(dtype)
+    result = segment(image, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    assert result.mask.any()
+
+
+def test_snapshots_come_in_phase_order_and_end_with_the_result(
+    textures: SyntheticImage, tiny_config: Self2SegConfig
+) -> None:
+    cfg = dataclasses.replace(tiny_config, max_outer_iter=2, stop_ratio=0.0)
+    states = list(iterate(textures.image, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu"))
+    phases = [s.phase for s in states]
+    assert phases[0] is Phase.INIT and phases[-1] is Phase.DONE
+    assert phases.count(Phase.DONE) == 1
+    segment_done = [s for s in states if s.phase is Phase.SEGMENT and s.message.startswith("segmentation")]
+    assert [s.outer_iteration for s in segment_done] == [1, 2]
+    assert all(not s.mask.flags.writeable for s in states)
+    final = states[-1].result
+    assert final is not None and final.outer_iterations == 2
+    np.testing.assert_array_equal(final.mask, states[-1].mask)
+
+
+def test_live_lambda_takes_effect_at_the_next_segmentation(
+    textures: SyntheticImage, tiny_config: Self2SegConfig
+) -> None:
+    cfg = dataclasses.replace(tiny_config, max_outer_iter=1)
+    stream = iterate(textures.image, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    first = next(stream)
+    assert first.phase is Phase.INIT
+    states = [stream.send(LiveParameters(lam=50.0)), *stream]
+    state = states[-1]
+    assert state.result is not None
+    assert state.result.config.lam == 50.0
+    assert not state.result.mask.any()  # a huge λ removes the whole foreground
+    assert "single region" in state.result.stop_reason
+
+
+def test_stopping_the_generator_early_is_clean(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
+    stream = iterate(textures.image, tiny_config, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    next(stream)
+    stream.close()
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_resegment_changes_the_mask_without_training(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
+    result = run_textures(textures, tiny_config)
+    same = resegment(result, lam=result.config.lam)
+    assert dice(same.mask, result.mask) > 0.99
+    smoother = resegment(result, lam=1.0)
+    assert smoother.mask.sum() < result.mask.sum()
+    assert smoother.config.lam == 1.0
+    assert set(smoother.timings) == {"segment"}
+    np.testing.assert_array_equal(smoother.denoised_fg, result.denoised_fg)  # experts untouched
+    with pytest.raises(ValueError, match="lam"):
+        resegment(result, lam=0.0)
+
+
+@pytest.mark.parametrize("init", ["threshold", "denoise-threshold", "mask"])
+def test_other_initialisations_run(init: str, tiny_config: Self2SegConfig) -> None:
+    rng = np.random.default_rng(0)
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    cfg = dataclasses.replace(tiny_config, init=init, experts=1, max_outer_iter=2)  # type: ignore[arg-type]
+    result = segment(image, cfg, init_mask=truth if init == "mask" else None, device="cpu")
+    assert dice(result.mask, truth) > 0.95
+
+
+def test_mu_term_runs_the_accelerated_solver(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
+    cfg = dataclasses.replace(tiny_config, mu=0.05, max_outer_iter=2)
+    result = run_textures(textures, cfg)
+    assert dice(result.mask, textures.truth) >= 0.9
+
+
+def test_residual_filter_variant_runs(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
+    cfg = dataclasses.replace(tiny_config, residual_filter=3, experts=1, max_outer_iter=1)
+    result = run_textures(textures, cfg)
+    assert result.config.residual_filter == 3 and result.mask.shape == textures.image.shape

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_self2seg.core import DenoiserConfig, Self2SegConfig, iterate, preset
+from napari_self2seg.core._validation import resolve_device
+from napari_self2seg.core.initialization import threshold_regions
+
+IMG = np.random.default_rng(0).normal(size=(32, 32))
+FG, BG = [(8, 8, 16, 16)], [(0, 0, 4, 32)]
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((3, 32, 32)), r"stack .*pass a single plane"),
+        (np.zeros((32, 32, 3)), r"RGB.*not supported yet.*one channel"),
+        (np.zeros(32), r"2-D \(Y, X\)"),
+        (np.full((32, 32), np.nan), r"NaN or infinite.*nan_to_num"),
+        (np.where(np.eye(32) > 0, np.inf, 1.0), r"1?\d* ?NaN or infinite"),
+        (np.full((32, 32), 7.0), r"constant"),
+        (np.ones((8, 40)), r"too small.*at least 16"),
+        (np.ones((32, 32), dtype=complex), r"real-valued"),
+        (np.ones((32, 32), dtype=bool), r"real-valued"),
+    ],
+)
+def test_bad_images_are_rejected_with_a_fix(image: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        iterate(image, fg_boxes=FG, bg_boxes=BG)
+
+
+@pytest.mark.parametrize(
+    ("fg", "bg", "match"),
+    [
+        ([(40, 40, 50, 50)], BG, r"foreground box #1 .*outside the 32×32 image"),
+        (FG, [(0, 0, 4, 32), (5, 5, 5, 9)], r"background box #2 .*empty after clipping"),
+        ([(1, 2, 3)], BG, r"4 numbers"),
+        (FG, [], r"no background box"),
+        ([], BG, r"no foreground box"),
+        ([(8, 8, 16, 16)], [(0, 0, 20, 20)], r"foreground box #1 .*entirely inside boxes of the other kind"),
+    ],
+)
+def test_bad_boxes_are_rejected(fg: list[tuple[int, ...]], bg: list[tuple[int, ...]], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        iterate(IMG, fg_boxes=fg, bg_boxes=bg)
+
+
+def test_boxes_are_clipped_and_overlap_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = Self2SegConfig(max_outer_iter=1, denoiser=DenoiserConfig(width=2, n_blocks=1, patience=2, average_last=2))
+    stream = iterate(IMG, cfg, fg_boxes=[(-5, -5, 10, 10)], bg_boxes=[(8, 8, 40, 40)], device="cpu")
+    first = next(stream)
+    stream.close()
+    assert first.mask[:8, :8].all() and not first.mask[8:10, 8:10].any()
+    assert "overlap" in caplog.text
+
+
+def test_invalid_parameters_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"lam \(λ\) must be > 0"):
+        Self2SegConfig(lam=0)
+    with pytest.raises(ValueError, match="lam"):
+        Self2SegConfig(lam=-0.1)
+    with pytest.raises(ValueError, match="mu"):
+        Self2SegConfig(mu=-1)
+    with pytest.raises(ValueError, match="experts must be 1 or 2"):
+        Self2SegConfig(experts=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="init must be one of"):
+        Self2SegConfig(init="magic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="odd size"):
+        Self2SegConfig(residual_filter=4)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("turbo")
+
+
+def test_init_modes_need_their_inputs() -> None:
+    with pytest.raises(ValueError, match="init='mask' needs an init_mask"):
+        iterate(IMG, Self2SegConfig(init="mask"))
+    with pytest.raises(ValueError, match="only used with init='mask'"):
+        iterate(IMG, fg_boxes=FG, bg_boxes=BG, init_mask=IMG > 0)
+    with pytest.raises(ValueError, match="shape"):
+        iterate(IMG, Self2SegConfig(init="mask"), init_mask=np.ones((4, 4)))
+    with pytest.raises(ValueError, match="both foreground"):
+        iterate(IMG, Self2SegConfig(init="mask"), init_mask=np.ones((32, 32)))
+
+
+def test_threshold_on_a_flat_denoising_is_rejected() -> None:
+    with pytest.raises(ValueError, match="leaves no pixel above"):
+        threshold_regions(np.zeros((32, 32)), 0.5, "denoised image")
+    fg, bg = threshold_regions(np.linspace(0, 1, 32 * 32).reshape(32, 32), 0.5, "image")
+    assert fg.any() and bg.any() and not (fg & bg).any()
+
+
+@pytest.mark.parametrize(
+    ("name", "match"), [("gpu", "unknown device"), ("tpu", "unknown device"), ("cuda:99", "CUDA|does not exist")]
+)
+def test_unknown_or_missing_devices_are_rejected(name: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        resolve_device(name)
+
+
+def test_auto_device_resolves() -> None:
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_caller_array_is_never_modified() -> None:
+    img = IMG.copy()
+    img.flags.writeable = False  # any write would raise
+    cfg = Self2SegConfig(max_outer_iter=1, denoiser=DenoiserConfig(width=2, n_blocks=1, patience=2, average_last=2))
+    for _ in iterate(img, cfg, fg_boxes=FG, bg_boxes=BG, device="cpu"):
+        pass
+    np.testing.assert_array_equal(img, IMG)
