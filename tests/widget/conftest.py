@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from napari_self2seg.core import DenoiserConfig, PrimalDualConfig
+from napari_self2seg.datasets import two_textures
+from napari_self2seg.sample_data import box_layer_data
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import numpy as np
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture(autouse=True)
+def _no_stored_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELF2SEG_NOPERSIST", "1")
+
+
+@pytest.fixture
+def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The Self2Seg widget added through the manifest, with a tiny, fast denoiser."""
+    from napari_self2seg._widget.params import ParameterForm
+
+    original = ParameterForm.to_config
+
+    def tiny(self: ParameterForm) -> Any:
+        cfg = original(self)
+        return dataclasses.replace(
+            cfg,
+            denoiser=DenoiserConfig(
+                width=8,
+                n_blocks=2,
+                patience=15,
+                average_last=15,
+                max_steps=200,
+                learning_rate=cfg.denoiser.learning_rate,
+            ),
+            solver=PrimalDualConfig(max_iter=1500, gap_tol=1e-5),
+        )
+
+    monkeypatch.setattr(ParameterForm, "to_config", tiny)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-self2seg", "Self2Seg")
+    widget.params.lam.value = 0.02
+    widget.params.max_outer_iter.value = 2
+    widget.params.device.value = "cpu"
+    yield widget
+
+
+def add_textures(viewer: Any, size: int = 48) -> tuple[Any, Any, np.ndarray]:
+    sample = two_textures(size)
+    image = viewer.add_image(sample.image, name="textures")
+    rects, kwargs, _ = box_layer_data([sample.fg_box], [sample.bg_box])
+    boxes = viewer.add_shapes(rects, **kwargs)
+    return image, boxes, sample.truth

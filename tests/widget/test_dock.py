@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+
+from napari_self2seg._widget.layers import DENOISED_NAME, MASK_NAME
+from napari_self2seg.core import dice
+
+from .conftest import add_textures
+
+pytestmark = pytest.mark.qt
+
+
+def wait_idle(qtbot: Any, widget: Any, timeout: int = 90_000) -> None:
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def messages() -> list[str]:
+    return [str(n.message) for n in notification_manager.records]
+
+
+def test_full_run_creates_and_updates_output_layers(dock: Any, qtbot: Any) -> None:
+    viewer = dock.viewer
+    image, boxes, truth = add_textures(viewer)
+    before_image, before_boxes = image.data.copy(), [v.copy() for v in boxes.data]
+    updates: list[dict[str, Any]] = []
+    dock.outputs.write = _counting(dock.outputs.write, updates)
+    dock.start()
+    assert dock.run_button.text == "Stop"
+    wait_idle(qtbot, dock)
+    assert dock.run_button.text == "Run"
+    mask_layer, denoised_layer = viewer.layers[MASK_NAME], viewer.layers[DENOISED_NAME]
+    assert len([u for u in updates if u.get("mask") is not None]) >= 2
+    assert dice(mask_layer.data, truth) >= 0.9
+    assert denoised_layer.data.shape == image.data.shape and np.isfinite(denoised_layer.data).all()
+    meta = mask_layer.metadata["self2seg"]
+    assert meta["seed"] == 0 and meta["config"]["lam"] == pytest.approx(0.02) and meta["energies"] and meta["version"]
+    np.testing.assert_array_equal(image.data, before_image)  # inputs untouched
+    assert all(np.array_equal(a, b) for a, b in zip(boxes.data, before_boxes, strict=True))
+    # the box layer stays above the outputs
+    assert viewer.layers.index(boxes) > viewer.layers.index(mask_layer)
+    assert "Done" in dock.status.value
+
+
+def _counting(write: Any, log: list[dict[str, Any]]) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        log.append(kwargs)
+        return write(*args, **kwargs)
+
+    return wrapper
+
+
+def test_stop_mid_training_is_prompt_and_keeps_valid_layers(dock: Any, qtbot: Any) -> None:
+    add_textures(dock.viewer)
+    dock.params.max_outer_iter.value = 20
+    dock.start()
+    qtbot.waitUntil(lambda: DENOISED_NAME in dock.viewer.layers, timeout=60_000)
+    pressed = time.perf_counter()
+    dock.toggle_run()  # the Run button reads "Stop" now
+    wait_idle(qtbot, dock, timeout=10_000)
+    assert time.perf_counter() - pressed < 3.0
+    assert "Stopped" in dock.status.value
+    assert np.isfinite(dock.viewer.layers[DENOISED_NAME].data).all()
+    assert dock.run_button.text == "Run"
+
+
+def test_lambda_change_after_run_resegments_without_training(dock: Any, qtbot: Any) -> None:
+    add_textures(dock.viewer)
+    dock.start()
+    wait_idle(qtbot, dock)
+    mask_layer = dock.viewer.layers[MASK_NAME]
+    before = mask_layer.data.copy()
+    fg_expert = dock.result.denoised_fg.copy()
+    dock.params.lam.value = 2.0
+    assert dock.worker is None  # no new training job
+    assert mask_layer.data.sum() < before.sum()
+    np.testing.assert_array_equal(dock.result.denoised_fg, fg_expert)
+    assert "Re-segmented" in dock.status.value
+
+
+def test_lambda_change_during_run_is_sent_to_the_worker(dock: Any, qtbot: Any) -> None:
+    add_textures(dock.viewer)
+    dock.start()
+    dock.params.lam.value = 5.0
+    wait_idle(qtbot, dock)
+    assert dock.result is not None and dock.result.config.lam == 5.0
+
+
+def test_worker_exception_reaches_a_notification_and_reenables_run(
+    dock: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from napari_self2seg.core import iterate as real_iterate
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        stream = real_iterate(*args, **kwargs)
+
+        def gen() -> Any:
+            yield next(stream)
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        return gen()
+
+    monkeypatch.setattr("napari_self2seg._widget.dock.iterate", failing)
+    add_textures(dock.viewer)
+    dock.start()
+    wait_idle(qtbot, dock, timeout=20_000)
+    assert dock.run_button.text == "Run"
+    assert "Out of memory" in dock.status.value
+    assert any("Out of memory" in m for m in messages())
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        ("nothing", "No image layer"),
+        ("rgb", "RGB image"),
+        ("no_boxes", "No box layer"),
+        ("empty_boxes", "foreground and background box"),
+        ("only_foreground", "background box"),
+        ("outside", "outside"),
+    ],
+)
+def test_bad_inputs_give_a_clear_message_and_start_nothing(dock: Any, setup: str, match: str) -> None:
+    viewer = dock.viewer
+    if setup == "rgb":
+        viewer.add_image(np.zeros((32, 32, 3), np.uint8), rgb=True)
+    elif setup != "nothing":
+        _image, boxes, _ = add_textures(viewer)
+        if setup == "no_boxes":
+            viewer.layers.remove(boxes)
+        elif setup == "empty_boxes":
+            boxes.data = []
+        elif setup == "only_foreground":
+            boxes.selected_data = {1}
+            boxes.remove_selected()
+        elif setup == "outside":
+            boxes.add_rectangles(np.array([[100, 100], [100, 120], [120, 120], [120, 100]]))
+            boxes.features.loc[len(boxes.data) - 1, "region"] = "foreground"
+    dock.start()
+    assert dock.worker is None
+    assert match in dock.status.value
+    assert any(match in m for m in messages())
+
+
+def test_non_rectangles_are_ignored_with_a_note(dock: Any, qtbot: Any) -> None:
+    _, boxes, _ = add_textures(dock.viewer)
+    boxes.add_ellipses(np.array([[30, 30], [40, 40]]))
+    dock.params.max_outer_iter.value = 1
+    dock.start()
+    assert dock.worker is not None
+    assert any("not rectangles" in m for m in messages())
+    wait_idle(qtbot, dock)
+
+
+def test_pressing_run_twice_does_not_start_a_second_job(dock: Any, qtbot: Any) -> None:
+    add_textures(dock.viewer)
+    dock.start()
+    first = dock.worker
+    dock.start()
+    assert dock.worker is first
+    dock.stop()
+    wait_idle(qtbot, dock)
+
+
+def test_deleting_the_image_during_a_run_stops_it_cleanly(dock: Any, qtbot: Any) -> None:
+    image, _, _ = add_textures(dock.viewer)
+    dock.params.max_outer_iter.value = 20
+    dock.start()
+    dock.viewer.layers.remove(image)
+    wait_idle(qtbot, dock, timeout=10_000)
+    assert "deleted during the run" in dock.status.value
+    assert dock.run_button.text == "Run"
+
+
+def test_changing_the_image_choice_mid_run_keeps_the_running_input(dock: Any, qtbot: Any) -> None:
+    _image, _, _ = add_textures(dock.viewer)
+    dock.params.max_outer_iter.value = 1
+    dock.start()
+    other = dock.viewer.add_image(np.ones((48, 48)), name="other")
+    dock.image_layer.value = other
+    wait_idle(qtbot, dock)
+    assert any("keeps using the image it started with" in m for m in messages())
+    assert dock.viewer.layers[MASK_NAME].data.any()
+
+
+def test_new_box_layer_and_region_switch(dock: Any) -> None:
+    dock.viewer.add_image(np.random.default_rng(0).random((40, 40)), name="img")
+    layer = dock.create_box_layer()
+    assert layer.name == "Self2Seg boxes" and layer.mode == "add_rectangle"
+    dock.set_region("background")
+    assert layer.feature_defaults["region"][0] == "background"
+    layer.add_rectangles(np.array([[0, 0], [0, 10], [10, 10], [10, 0]]))
+    assert list(layer.features["region"]) == ["background"]
+    dock.set_region("foreground")
+    layer.add_rectangles(np.array([[20, 20], [20, 30], [30, 30], [30, 20]]))
+    assert list(layer.features["region"]) == ["background", "foreground"]
+
+
+def test_stack_runs_on_the_shown_plane_only(dock: Any, qtbot: Any) -> None:
+    from napari_self2seg.datasets import two_textures
+
+    sample = two_textures(48)
+    stack = np.stack([np.zeros_like(sample.image), sample.image, np.zeros_like(sample.image)])
+    viewer = dock.viewer
+    viewer.add_image(stack, name="stack")
+    layer = dock.create_box_layer()
+    viewer.dims.set_current_step(0, 1)
+    for region, (y0, x0, y1, x1) in (("foreground", sample.fg_box), ("background", sample.bg_box)):
+        dock.set_region(region)
+        layer.add_rectangles(np.array([[1, y0, x0], [1, y0, x1], [1, y1, x1], [1, y1, x0]], dtype=float))
+    dock.params.max_outer_iter.value = 1
+    dock.start()
+    wait_idle(qtbot, dock)
+    mask = viewer.layers[MASK_NAME].data
+    assert mask.shape == stack.shape
+    assert mask[1].any() and not mask[0].any() and not mask[2].any()
+
+
+def test_closing_the_viewer_during_a_run_stops_the_worker(dock: Any, qtbot: Any) -> None:
+    add_textures(dock.viewer)
+    dock.params.max_outer_iter.value = 20
+    dock.start()
+    worker = dock.worker
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    dock.viewer.close()
+    qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
+
+
+def test_restore_defaults_and_tooltips(dock: Any) -> None:
+    dock.params.lam.value = 0.5
+    dock.params.restore_defaults()
+    assert dock.params.lam.value == pytest.approx(0.04)
+    assert "total variation" in dock.params.lam.tooltip
+    assert dock.params.device.choices[0] == "auto"
