@@ -21,15 +21,19 @@ import numpy as np
 import tifffile
 
 from . import __version__
-from .core import Phase, SegmentationResult, Self2SegConfig, SolverState, dice, iterate, preset
+from .core import Phase, SegmentationResult, SolverState, dice, iterate, preset
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from .core.config import InitMode
+from .core.config import DEFAULT_PRESET, PRESETS
 from .sample_data import load_noisy_nuclei
 
 logger = logging.getLogger("napari_self2seg")
+
+DSB_LAMBDA = 0.01
+"""λ of the demo on the bundled σ = 30 nuclei crop."""
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -58,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="initialisation (default: boxes if boxes are given, else denoise-threshold)",
     )
-    seg.add_argument("--preset", default="paper", help="settings preset (default: paper)")
+    seg.add_argument(
+        "--preset", default=DEFAULT_PRESET, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})"
+    )
     seg.add_argument("--lam", type=float, default=None, help="TV weight λ (preset default if omitted)")
     seg.add_argument("--mu", type=float, default=None, help="proximity weight µ (eq. 10)")
     seg.add_argument("--experts", type=int, choices=(1, 2), default=None, help="1: constant background; 2: two experts")
@@ -71,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     demo = sub.add_parser("demo", help="segment the bundled noisy nuclei sample and write the results")
     demo.add_argument("--out", type=Path, default=Path("self2seg-demo"), help="output folder (default: self2seg-demo)")
-    demo.add_argument("--preset", default=None, help="settings preset (default: the package default)")
+    demo.add_argument(
+        "--preset", default=DEFAULT_PRESET, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})"
+    )
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     demo.add_argument("--gui", action="store_true", help="afterwards open napari with the result (needs a display)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
@@ -134,8 +142,11 @@ def _segment(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     """Segment the bundled nuclei sample (denoise+threshold init, as in paper §5)."""
     image, labels = load_noisy_nuclei()
-    config = preset(args.preset) if args.preset else Self2SegConfig()
-    config = dataclasses.replace(config, init="denoise-threshold", experts=1, residual_filter=3)
+    # the paper's DSB2018 setting (§5): denoise+threshold, one expert + constant background,
+    # residuals mean-filtered (size 3) for σ >= 30; λ as chosen in docs/results.md
+    config = dataclasses.replace(
+        preset(args.preset), init="denoise-threshold", experts=1, residual_filter=3, lam=DSB_LAMBDA
+    )
     result = _consume(iterate(image, config, device=args.device), args.quiet)
     args.out.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(args.out / "mask.tif", result.mask.astype(np.uint8))

@@ -127,3 +127,33 @@ def test_training_denoises_its_region_and_stops_early() -> None:
     error_before = float(((noisy - torch.from_numpy(clean).float()) ** 2).mean())
     error_after = float(((trained.output - torch.from_numpy(clean).float()) ** 2).mean())
     assert error_after < 0.5 * error_before
+
+
+def test_patches_are_centred_on_region_pixels() -> None:
+    from napari_self2seg.core.denoiser.training import _PairSampler
+
+    f = torch.rand(64, 64, generator=torch.Generator().manual_seed(0))
+    region = torch.zeros(64, 64)
+    region[40:44, 50:54] = 1.0
+    sampler = _PairSampler(checkerboard_pairs(f, region), 8, torch.Generator().manual_seed(1))
+    for _ in range(20):
+        pair = sampler()
+        assert pair.target.shape[-1] <= 8 and pair.target.shape[-2] <= 8
+        assert bool(pair.mask.any())
+
+
+def test_validation_interval_and_patience_count_validations() -> None:
+    noisy = torch.rand(24, 24, generator=torch.Generator().manual_seed(0))
+    region = torch.ones(24, 24, dtype=torch.bool)
+    config = DenoiserConfig(width=4, n_blocks=1, patience=3, average_last=2, max_steps=500, validate_every=4)
+    gen = torch.Generator().manual_seed(0)
+    training = train_expert(Noise2FastNet(4, 1, generator=gen), noisy, region, config, gen)
+    scores = []
+    try:
+        while True:
+            scores.append(next(training).score)
+    except StopIteration as stop:
+        trained = stop.value
+    assert trained.steps % 4 == 0 and trained.steps >= 4 * 3
+    # the score only changes at validation steps
+    assert all(scores[i] == scores[i - 1] for i in range(1, len(scores)) if (i + 1) % 4 != 0)

@@ -110,3 +110,13 @@ def test_caller_array_is_never_modified() -> None:
     for _ in iterate(img, cfg, fg_boxes=FG, bg_boxes=BG, device="cpu"):
         pass
     np.testing.assert_array_equal(img, IMG)
+
+
+def test_presets() -> None:
+    fast, paper = preset("fast"), preset("paper")
+    assert paper == Self2SegConfig()
+    assert paper.denoiser.width == 64 and paper.denoiser.n_blocks == 4 and paper.solver.max_iter == 8000
+    assert fast.denoiser.warm_start and fast.denoiser.patch_size is not None
+    assert preset() == fast
+    with pytest.raises(ValueError, match="patch_size"):
+        DenoiserConfig(patch_size=4)

@@ -21,7 +21,7 @@ import torch
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
 
 from ..core import DenoiserConfig, Self2SegConfig, preset
-from ..core.config import INIT_MODES
+from ..core.config import DEFAULT_PRESET, INIT_MODES, PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +62,14 @@ class ParameterForm(Container[Widget]):
     def __init__(self) -> None:
         top = docstring_parameters(Self2SegConfig)
         den = docstring_parameters(DenoiserConfig)
-        defaults = preset("paper")
+        defaults = preset()
         self.preset = ComboBox(
             name="preset",
             label="preset",
-            choices=["paper"],
-            value="paper",
-            tooltip="Starting point of all settings below.",
+            choices=list(PRESETS),
+            value=DEFAULT_PRESET,
+            tooltip="Starting point of all settings below: 'fast' (default) or 'paper' (the authors' settings, "
+            "slow but faithful).",
         )
         self.init = ComboBox(
             name="init",

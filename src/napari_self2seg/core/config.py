@@ -41,6 +41,13 @@ class DenoiserConfig:
     max_steps : int
         Hard cap on gradient steps per training phase, a safety net that the
         early-stopping rule normally never reaches.
+    validate_every : int
+        Validate (denoise the whole image and score it on the region) every
+        this many gradient steps (paper: 1).
+    patch_size : int or None
+        Train on random ``patch_size``² crops of the checkerboard pairs,
+        centred on region pixels, instead of on the whole pairs (paper: None).
+        Makes a step's cost independent of the image size.
     collapse_lr : float
         Learning rate of the one retry made when the output collapsed to a
         constant inside its region (paper code: 5e-6).
@@ -55,6 +62,8 @@ class DenoiserConfig:
     patience: int = 100
     average_last: int = 100
     max_steps: int = 3000
+    validate_every: int = 1
+    patch_size: int | None = None
     collapse_lr: float = 5e-6
     warm_start: bool = False
 
@@ -73,6 +82,11 @@ class DenoiserConfig:
             f"max_steps ({self.max_steps}) must be >= patience ({self.patience})",
         )
         _require(self.collapse_lr > 0, f"collapse_lr must be > 0, got {self.collapse_lr}")
+        _require(self.validate_every >= 1, f"validate_every must be >= 1, got {self.validate_every}")
+        _require(
+            self.patch_size is None or self.patch_size >= 8,
+            f"patch_size must be None (whole image) or >= 8, got {self.patch_size}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +134,10 @@ class PrimalDualConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Self2SegConfig:
-    """All settings of a Self2Seg run; the default is the ``paper`` preset.
+    """All settings of a Self2Seg run.
+
+    The field defaults are the paper's settings (``preset("paper")``); the
+    package's default run (``config=None``) uses the faster ``preset("fast")``.
 
     Parameters
     ----------
@@ -196,18 +213,26 @@ class Self2SegConfig:
         )
 
 
-PresetName = Literal["paper"]
+PRESETS = ("fast", "paper")
 
 
-def preset(name: str) -> Self2SegConfig:
+DEFAULT_PRESET = "fast"
+
+
+def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
     """Return a named, ready-made configuration.
 
     Parameters
     ----------
-    name : {"paper"}
+    name : {"fast", "paper"}, default "fast"
         ``"paper"``: the settings of Gruber et al. (64-channel, 8-layer
-        Noise2Fast experts re-trained every outer iteration, early stop after
-        100 non-improving steps, λ = 0.04, 15 % energy-decrease rule).
+        Noise2Fast experts re-trained every outer iteration, validated after
+        every step, early stop after 100 non-improving steps, 8000 primal–dual
+        iterations at most, λ = 0.04, 15 % energy-decrease rule).
+        ``"fast"``: the same algorithm with cheaper choices, each measured in
+        ``benchmarks/speed.py``: narrower experts trained on patches, warm-started
+        across outer iterations and validated every few steps, and primal–dual
+        step sizes balanced for λ's scale.
 
     Returns
     -------
@@ -221,4 +246,20 @@ def preset(name: str) -> Self2SegConfig:
     """
     if name == "paper":
         return Self2SegConfig()
-    raise ValueError(f"unknown preset {name!r}; available presets: paper")
+    if name == "fast":
+        return Self2SegConfig(
+            denoiser=DenoiserConfig(
+                width=32,
+                n_blocks=3,
+                learning_rate=1e-3,
+                patience=6,
+                average_last=5,
+                max_steps=1000,
+                validate_every=5,
+                patch_size=64,
+                warm_start=True,
+            ),
+            solver=PrimalDualConfig(tau=2.0, sigma=1.0 / 16.0, max_iter=2000, gap_tol=1e-6, check_every=25),
+            max_outer_iter=6,
+        )
+    raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}")

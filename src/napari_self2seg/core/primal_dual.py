@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .finite_diff import div, grad, total_variation
+from .finite_diff import div, grad, pointwise_norm, total_variation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,8 +70,7 @@ class PrimalDualProgress:
 
 def _project_dual(p: torch.Tensor, lam: float) -> torch.Tensor:
     """Pixel-wise projection onto ``{|p_i|_2 <= lam}``, the prox of ``F*`` (Alg. 2)."""
-    norm = torch.linalg.vector_norm(p, dim=0, keepdim=True)
-    return p / torch.clamp(norm / lam, min=1.0)
+    return p / torch.clamp(pointwise_norm(p) / lam, min=1.0)
 
 
 def primal_objective(

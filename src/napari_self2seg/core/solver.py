@@ -138,7 +138,7 @@ def iterate(
         2-D image of any real dtype; it is min–max normalised internally and
         never modified.
     config : Self2SegConfig or None
-        Settings; ``None`` uses the ``paper`` preset.
+        Settings; ``None`` uses the default (``fast``) preset.
     fg_boxes, bg_boxes : iterable of (y0, x0, y1, x1) or None
         Foreground and background boxes, half-open pixel coordinates; any
         number of each. Needed for ``init="boxes"``, ignored otherwise.
@@ -166,7 +166,7 @@ def iterate(
     Single-Image Self-Supervised Joint Segmentation and Denoising",
     arXiv:2309.10511v2, 2024.
     """
-    cfg = config if config is not None else preset("paper")
+    cfg = config if config is not None else preset()
     values = check_image(image)
     shape = (int(values.shape[0]), int(values.shape[1]))
     fg_checked = check_boxes(fg_boxes, "foreground", shape)
@@ -347,7 +347,7 @@ def segment(
     image : numpy.ndarray
         2-D image of any real dtype.
     config : Self2SegConfig or None
-        Settings; ``None`` uses the ``paper`` preset.
+        Settings; ``None`` uses the default (``fast``) preset.
     fg_boxes, bg_boxes : iterable of (y0, x0, y1, x1) or None
         Foreground and background boxes (half-open).
     init_mask : numpy.ndarray or None
@@ -365,11 +365,12 @@ def segment(
     Examples
     --------
     >>> import numpy as np
-    >>> from napari_self2seg.core import Self2SegConfig, DenoiserConfig, segment
+    >>> from napari_self2seg.core import Self2SegConfig, DenoiserConfig, PrimalDualConfig, segment
     >>> rng = np.random.default_rng(0)
     >>> img = rng.normal(0.2, 0.1, (32, 32)); img[8:24, 8:24] += 0.6
     >>> cfg = Self2SegConfig(lam=0.02, experts=1, max_outer_iter=2,
-    ...                      denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5))
+    ...                      denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5),
+    ...                      solver=PrimalDualConfig(max_iter=500))
     >>> result = segment(img, cfg, fg_boxes=[(10, 10, 20, 20)], bg_boxes=[(0, 0, 6, 32)], device="cpu")
     >>> result.mask[16, 16], result.mask[2, 2]
     (np.True_, np.False_)

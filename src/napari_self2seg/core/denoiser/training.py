@@ -86,37 +86,72 @@ def has_collapsed(output: torch.Tensor, region: torch.Tensor, min_pixels: int = 
     return int((values > values.mean()).sum()) < min_pixels
 
 
+class _PairSampler:
+    """Draws a random training pair, optionally cropped to a patch centred on a region pixel."""
+
+    def __init__(self, pairs: tuple[TrainingPair, ...], patch_size: int | None, generator: torch.Generator) -> None:
+        self.generator = generator
+        self.patch_size = patch_size
+        usable = [p for p in pairs if bool(p.mask.any())] or list(pairs)
+        self.pairs = usable
+        # region pixels of each pair, on the CPU, to centre patches without device syncs
+        self.centres = [torch.nonzero(p.mask[0, 0].cpu() > 0) for p in usable] if patch_size else []
+
+    def _draw(self, n: int) -> int:
+        return int(torch.randint(n, (1,), generator=self.generator))
+
+    def __call__(self) -> TrainingPair:
+        k = self._draw(len(self.pairs))
+        pair = self.pairs[k]
+        size = self.patch_size
+        if size is None or len(self.centres[k]) == 0:
+            return pair
+        h, w = pair.target.shape[-2:]
+        cy, cx = (int(v) for v in self.centres[k][self._draw(len(self.centres[k]))])
+        y0 = min(max(cy - size // 2, 0), max(h - size, 0))
+        x0 = min(max(cx - size // 2, 0), max(w - size, 0))
+        window = (..., slice(y0, y0 + size), slice(x0, x0 + size))
+        return TrainingPair(pair.source[window], pair.target[window], pair.mask[window])
+
+
 def _run(
     net: Noise2FastNet,
     image: torch.Tensor,
     region: torch.Tensor,
-    pairs: tuple[TrainingPair, ...],
+    sampler: _PairSampler,
     learning_rate: float,
     config: DenoiserConfig,
-    generator: torch.Generator,
 ) -> Generator[TrainingProgress, None, tuple[torch.Tensor, int, float]]:
     """Adam steps on random pairs with early stopping; returns (mean output, steps, best)."""
     optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
     full = image[None, None]
-    region_size = region.sum().clamp_min(1)
+    weight = region.to(image.dtype)
+    region_size = weight.sum().clamp_min(1)
     outputs: deque[torch.Tensor] = deque(maxlen=config.average_last)
-    best, since_best, step = float("inf"), 0, 0
+    best, since_best, step, score = float("inf"), 0, 0, float("inf")
+
+    def validate() -> float:
+        with torch.no_grad():
+            output = net(full)[0, 0]
+        outputs.append(output)
+        return float((((image - output) ** 2) * weight).sum() / region_size)
+
     while step < config.max_steps and since_best < config.patience:
-        pair = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+        pair = sampler()
         optimizer.zero_grad(set_to_none=True)
         loss = masked_loss(net(pair.source), pair)
         torch.autograd.backward(loss)
         optimizer.step()
         step += 1
-        with torch.no_grad():
-            output = net(full)[0, 0]
-            score = float((((image - output) ** 2) * region).sum() / region_size)
-        outputs.append(output)
-        if score < best:
-            best, since_best = score, 0
-        else:
-            since_best += 1
+        if step % config.validate_every == 0:
+            score = validate()
+            if score < best:
+                best, since_best = score, 0
+            else:
+                since_best += 1
         yield TrainingProgress(step, float(loss.detach()), score, best)
+    if not outputs:
+        best = min(best, validate())
     return torch.stack(tuple(outputs)).mean(dim=0), step, best
 
 
@@ -129,10 +164,12 @@ def train_expert(
 ) -> Generator[TrainingProgress, None, TrainedExpert]:
     """Train ``net`` as the expert of ``region`` and denoise the whole image.
 
-    One step draws one of the four checkerboard pairs at random, takes an Adam
-    step on the region-masked loss (eq. 12) and validates on the full image.
-    Training stops after ``config.patience`` validations without improvement
-    (or ``config.max_steps``); the output is the mean of the last
+    One step draws one of the four checkerboard pairs at random (optionally a
+    patch of it centred on a region pixel) and takes an Adam step on the
+    region-masked loss (eq. 12); every ``config.validate_every`` steps the
+    network denoises the whole image, scored on the region. Training stops
+    after ``config.patience`` validations without improvement (or
+    ``config.max_steps``); the output is the mean of the last
     ``config.average_last`` validation outputs. If that output is constant in
     the region, training continues once at ``config.collapse_lr``.
 
@@ -159,10 +196,10 @@ def train_expert(
     TrainedExpert
         The denoised image and training statistics.
     """
-    pairs = checkerboard_pairs(image, region)
-    output, steps, best = yield from _run(net, image, region, pairs, config.learning_rate, config, generator)
+    sampler = _PairSampler(checkerboard_pairs(image, region), config.patch_size, generator)
+    output, steps, best = yield from _run(net, image, region, sampler, config.learning_rate, config)
     retried = has_collapsed(output, region)
     if retried:
-        output, more, best = yield from _run(net, image, region, pairs, config.collapse_lr, config, generator)
+        output, more, best = yield from _run(net, image, region, sampler, config.collapse_lr, config)
         steps += more
     return TrainedExpert(output.detach(), steps, best, retried)
