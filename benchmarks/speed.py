@@ -56,7 +56,7 @@ def load_case(case: str, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, A
     raise ValueError(f"unknown case {case!r}")
 
 
-def run_single(case: str, size: int, preset_name: str, device: str, seed: int) -> dict[str, Any]:
+def run_single(case: str, size: int, preset_name: str, device: str, seed: int, max_outer: int | None) -> dict[str, Any]:
     """Run one configuration in this process and return its measurements."""
     import torch
     from skimage import segmentation
@@ -68,6 +68,8 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int) -
     image, truth, extra = load_case(case, size)
     boxes = {k: extra.pop(k) for k in ("fg_boxes", "bg_boxes") if k in extra}
     config = dataclasses.replace(preset(preset_name), **extra)
+    if max_outer is not None:
+        config = dataclasses.replace(config, max_outer_iter=max_outer)
 
     t0 = time.perf_counter()
     normalised = (image - image.min()) / (image.max() - image.min())
@@ -107,6 +109,7 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int) -
         "resegment_s": reseg_time,
         "timings_s": dict(result.timings),
         "outer_iterations": result.outer_iterations,
+        "max_outer_iter": config.max_outer_iter,
         "stop_reason": result.stop_reason,
         "chan_vese_s": cv_time,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -155,11 +158,12 @@ def main() -> None:
     parser.add_argument("--preset", nargs="+", default=["paper"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-outer", type=int, default=None, help="cap the outer iterations (for scaling runs)")
     parser.add_argument("--out", type=Path, default=None, help="append the JSON records to this file")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
-        record = run_single(args.case[0], args.size[0], args.preset[0], args.device, args.seed)
+        record = run_single(args.case[0], args.size[0], args.preset[0], args.device, args.seed, args.max_outer)
         print(json.dumps(record))
         return
     records = []
@@ -182,6 +186,7 @@ def main() -> None:
                     args.device,
                     "--seed",
                     str(args.seed),
+                    *(["--max-outer", str(args.max_outer)] if args.max_outer is not None else []),
                 ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:

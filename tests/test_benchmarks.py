@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "dsb2018_img2d_noisy_seed0.npz").exists(), reason="needs ../shared/data")
+def test_dsb_evaluation_quick_mode_runs_end_to_end(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "evaluate_dsb.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = (tmp_path / "results.md").read_text()
+    assert "(a) One fixed λ per method" in page and "(b) Oracle λ per crop" in page
+    for method in ("otsu", "chan_vese", "tv_otsu", "convex_cv", "sequential", "self2seg_1", "self2seg_2"):
+        assert f"| {method} |" in page
+    assert (tmp_path / "images" / "dsb_methods.png").stat().st_size > 1000
