@@ -20,7 +20,7 @@ from skimage import io
 
 from napari_self2seg._widget.layers import MASK_NAME
 from napari_self2seg.core import Phase
-from napari_self2seg.sample_data import noisy_nuclei
+from napari_self2seg.datasets import two_textures
 
 OUT = Path(__file__).parent / "images"
 
@@ -43,22 +43,21 @@ def shot(viewer: napari.Viewer, name: str) -> None:
 
 
 def main() -> None:
-    """Drive the widget on the bundled nuclei sample and take four screenshots."""
+    """Drive the widget on the 256² two-texture image and take four screenshots."""
     os.environ.setdefault("SELF2SEG_NOPERSIST", "1")
     OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-self2seg")
     viewer.window.resize(1400, 850)
-    (data, kwargs, _), = noisy_nuclei()
-    viewer.add_image(data, **kwargs)
+    sample = two_textures(256)
+    viewer.add_image(sample.image, name="two textures", colormap="gray")
     _, widget = viewer.window.add_plugin_dock_widget("napari-self2seg", "Self2Seg")
     boxes = widget.create_box_layer()
-    widget.set_region("foreground")
-    boxes.add_rectangles(np.array([[150, 95], [150, 125], [178, 125], [178, 95]], dtype=float))
-    widget.set_region("background")
-    boxes.add_rectangles(np.array([[5, 5], [5, 60], [40, 60], [40, 5]], dtype=float))
-    widget.params.experts.value = 1
-    widget.params.residual_filter.value = 3
-    widget.params.lam.value = 0.01
+    for region, (y0, x0, y1, x1) in (("foreground", sample.fg_box), ("background", sample.bg_box)):
+        widget.set_region(region)
+        boxes.add_rectangles(np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float))
+    widget.params.experts.value = 2
+    widget.params.lam.value = 0.02
+    viewer.reset_view()
     shot(viewer, "boxes.png")
 
     seen: list[Phase] = []
@@ -71,7 +70,7 @@ def main() -> None:
     wait(lambda: widget.worker is None)
     print(f"Run pressed -> first mask update in the viewer: {widget._job['first_mask_s']:.1f} s (256², this machine)")
     shot(viewer, "finished.png")
-    widget.params.lam.value = 0.03
+    widget.params.lam.value = 0.5
     shot(viewer, "tuned.png")
     viewer.close()
 
