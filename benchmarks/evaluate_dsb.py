@@ -40,9 +40,8 @@ import dataclasses
 import json
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import tifffile
@@ -56,6 +55,9 @@ from napari_self2seg.core.denoiser.network import Noise2FastNet
 from napari_self2seg.core.denoiser.training import train_expert
 from napari_self2seg.core.energy import squared_residual, weighted_mean
 from napari_self2seg.core.primal_dual import PrimalDualState, solve
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
@@ -91,7 +93,7 @@ class Crop:
 
 
 def load_crops(n: int) -> list[Crop]:
-    """The first ``n`` of the 16 non-overlapping 128² crops (row-major)."""
+    """Return the first ``n`` of the 16 non-overlapping 128² crops (row-major)."""
     clean = tifffile.imread(SHARED / "dsb2018_stardist_img2d.tif").astype(np.float32)
     truth = tifffile.imread(SHARED / "dsb2018_stardist_mask2d.tif") > 0
     noisy = np.load(SHARED / "dsb2018_img2d_noisy_seed0.npz")
@@ -105,8 +107,9 @@ def load_crops(n: int) -> list[Crop]:
 
 def normalised(image: np.ndarray) -> np.ndarray:
     """Min–max normalise to [0, 1] (float64)."""
-    image = image.astype(np.float64)
-    return (image - image.min()) / (image.max() - image.min())
+    values = np.asarray(image, dtype=np.float64)
+    scaled: np.ndarray = (values - values.min()) / (values.max() - values.min())
+    return scaled
 
 
 def psnr(clean: np.ndarray, denoised: np.ndarray) -> float:
@@ -140,10 +143,14 @@ def whole_image_n2f(f: np.ndarray, config: DenoiserConfig, seed: int) -> np.ndar
             return np.asarray(stop.value.output.numpy(), dtype=np.float64)
 
 
-def self2seg_config(base: Self2SegConfig, sigma: int, experts: int, lam: float) -> Self2SegConfig:
-    """The paper's DSB setting: denoise+threshold init, residual filter 3 for σ >= 30."""
+def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], lam: float) -> Self2SegConfig:
+    """Apply the paper's DSB setting: denoise+threshold init, residual filter 3 for σ >= 30."""
     return dataclasses.replace(
-        base, init="denoise-threshold", experts=experts, residual_filter=3 if sigma >= 30 else 1, lam=lam  # type: ignore[arg-type]
+        base,
+        init="denoise-threshold",
+        experts=experts,
+        residual_filter=3 if sigma >= 30 else 1,
+        lam=lam,
     )
 
 
@@ -176,7 +183,7 @@ def run_method(method: str, crop: Crop, sigma: int, lam: float, base: Self2SegCo
         mask = convex_cv(den_n, lam, den_n > 0.5)
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     else:
-        experts = 1 if method == "self2seg_1" else 2
+        experts: Literal[1, 2] = 1 if method == "self2seg_1" else 2
         result = segment(noisy, self2seg_config(base, sigma, experts, lam), seed=0, device="cpu")
         mask, denoised = result.mask, result.denoised
     seconds = time.perf_counter() - t0
@@ -189,7 +196,9 @@ def run_method(method: str, crop: Crop, sigma: int, lam: float, base: Self2SegCo
     }
 
 
-def evaluate(crops: list[Crop], sigmas: tuple[int, ...], base: Self2SegConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def evaluate(
+    crops: list[Crop], sigmas: tuple[int, ...], base: Self2SegConfig, log: Callable[[str], None]
+) -> dict[str, Any]:
     """Run every method, on every crop and σ, over its λ grid; then apply both protocols."""
     cache: dict[str, Any] = {}
     runs: dict[tuple[str, int, float, int], Record] = {}
@@ -204,7 +213,9 @@ def evaluate(crops: list[Crop], sigmas: tuple[int, ...], base: Self2SegConfig, l
     select_sigma = 30 if 30 in sigmas else sigmas[0]
 
     def fixed_lambda(method: str) -> float:
-        return max(GRIDS[method], key=lambda lam: np.mean([runs[(method, select_sigma, lam, c.index)]["dice"] for c in crops]))
+        return max(
+            GRIDS[method], key=lambda lam: np.mean([runs[(method, select_sigma, lam, c.index)]["dice"] for c in crops])
+        )
 
     fixed = {m: fixed_lambda(m) for m in methods}
     started = time.perf_counter()
@@ -222,7 +233,10 @@ def evaluate(crops: list[Crop], sigmas: tuple[int, ...], base: Self2SegConfig, l
         row: dict[str, Any] = {"lambda_fixed": fixed[method]}
         for sigma in sigmas:
             fixed_runs = [runs[(method, sigma, fixed[method], c.index)] for c in crops]
-            oracle_runs = [max((runs[(method, sigma, lam, c.index)] for lam in grids_run[method]), key=lambda r: r["dice"]) for c in crops]
+            oracle_runs = [
+                max((runs[(method, sigma, lam, c.index)] for lam in grids_run[method]), key=lambda r: r["dice"])
+                for c in crops
+            ]
             psnrs = [r["psnr"] for r in fixed_runs if r["psnr"] is not None]
             row[str(sigma)] = {
                 "fixed_mean": float(np.mean([r["dice"] for r in fixed_runs])),
@@ -252,14 +266,17 @@ def figure(crop: Crop, sigma: int, evaluation: dict[str, Any], path: Path) -> li
     return [name for name, _ in panels]
 
 
-def markdown(result: dict[str, Any], sigmas: tuple[int, ...], n_crops: int, command: str, seconds: float, figure_note: str) -> str:
-    """The results page."""
+def markdown(
+    result: dict[str, Any], sigmas: tuple[int, ...], n_crops: int, command: str, seconds: float, figure_note: str
+) -> str:
+    """Write the results page."""
     table = result["table"]
     lines = [
         "# DSB2018: Self2Seg against classical baselines",
         "",
         f"Generated by `{command}` in {seconds / 60:.1f} min on {platform.machine()} "
-        f"({torch.get_num_threads()} threads), napari-self2seg {__version__}, torch {torch.__version__}, numpy {np.__version__}.",
+        f"({torch.get_num_threads()} threads), napari-self2seg {__version__}, torch {torch.__version__}, "
+        f"numpy {np.__version__}.",
         "",
         f"{n_crops} non-overlapping 128² crops of the shared DSB2018 image, noise σ = {', '.join(map(str, sigmas))} "
         "from `dsb2018_img2d_noisy_seed0.npz` (0–255 scale, not clipped). Dice of the binary mask against `mask > 0`, "
@@ -269,19 +286,33 @@ def markdown(result: dict[str, Any], sigmas: tuple[int, ...], n_crops: int, comm
         "",
         "## (a) One fixed λ per method, chosen on σ = 30",
         "",
-        "| method | λ | " + " | ".join(f"σ={s} Dice" for s in sigmas) + " | " + " | ".join(f"σ={s} PSNR" for s in sigmas) + " | s/crop (σ=30) |",
+        "| method | λ | "
+        + " | ".join(f"σ={s} Dice" for s in sigmas)
+        + " | "
+        + " | ".join(f"σ={s} PSNR" for s in sigmas)
+        + " | s/crop (σ=30) |",
         "|---|---|" + "---|" * (2 * len(sigmas) + 1),
     ]
     for method, row in table.items():
         dices = [f"{row[str(s)]['fixed_mean']:.3f} ± {row[str(s)]['fixed_std']:.3f}" for s in sigmas]
         psnrs = [f"{row[str(s)]['psnr_mean']:.2f}" if row[str(s)]["psnr_mean"] is not None else "–" for s in sigmas]
         secs = row[str(30 if 30 in sigmas else sigmas[0])]["seconds_per_crop"]
-        lines.append(f"| {method} | {row['lambda_fixed']:g} | " + " | ".join(dices) + " | " + " | ".join(psnrs) + f" | {secs:.2f} |")
+        lines.append(
+            f"| {method} | {row['lambda_fixed']:g} | "
+            + " | ".join(dices)
+            + " | "
+            + " | ".join(psnrs)
+            + f" | {secs:.2f} |"
+        )
     lines += [
         "",
         "## (b) Oracle λ per crop (the paper's protocol), next to the paper's Table 1",
         "",
-        "| method | λ grid | " + " | ".join(f"σ={s}" for s in sigmas) + " | paper " + " / ".join(f"σ={s}" for s in SIGMAS) + " |",
+        "| method | λ grid | "
+        + " | ".join(f"σ={s}" for s in sigmas)
+        + " | paper "
+        + " / ".join(f"σ={s}" for s in SIGMAS)
+        + " |",
         "|---|---|" + "---|" * (len(sigmas) + 1),
     ]
     for method, row in table.items():
@@ -302,7 +333,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     if args.quick:
-        crops, sigmas = load_crops(2), (30,)
+        crops, sigmas = load_crops(2), cast("tuple[int, ...]", (30,))
         base = dataclasses.replace(
             preset("fast"),
             max_outer_iter=2,
@@ -321,7 +352,9 @@ def main() -> None:
         f"panels left to right: {', '.join(names)}."
     )
     command = "python benchmarks/evaluate_dsb.py" + (" --quick" if args.quick else "")
-    (args.out / "results.md").write_text(markdown(result, sigmas, len(crops), command, time.perf_counter() - started, note))
+    (args.out / "results.md").write_text(
+        markdown(result, sigmas, len(crops), command, time.perf_counter() - started, note)
+    )
     (args.out / "results.json").write_text(json.dumps(result["table"], indent=1))
     print(f"wrote {args.out / 'results.md'} in {(time.perf_counter() - started) / 60:.1f} min")
 

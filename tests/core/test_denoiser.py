@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,28 @@ import torch
 from napari_self2seg.core.config import DenoiserConfig
 from napari_self2seg.core.denoiser.network import Noise2FastNet
 from napari_self2seg.core.denoiser.sampling import checkerboard_pairs, column_halves, row_halves
-from napari_self2seg.core.denoiser.training import has_collapsed, masked_loss, train_expert
+from napari_self2seg.core.denoiser.training import (
+    TrainedExpert,
+    TrainingProgress,
+    has_collapsed,
+    masked_loss,
+    train_expert,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+
+def run_training(
+    training: Generator[TrainingProgress, None, TrainedExpert],
+) -> tuple[list[TrainingProgress], TrainedExpert]:
+    """Exhaust a training generator; return its progress reports and its result."""
+    reports = []
+    while True:
+        try:
+            reports.append(next(training))
+        except StopIteration as stop:
+            return reports, stop.value
 
 
 def index_image(h: int, w: int) -> torch.Tensor:
@@ -115,14 +138,8 @@ def test_training_denoises_its_region_and_stops_early() -> None:
     region = torch.ones(32, 32, dtype=torch.bool)
     config = DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=10, max_steps=400)
     gen = torch.Generator().manual_seed(0)
-    training = train_expert(Noise2FastNet(8, 2, generator=gen), noisy, region, config, gen)
-    steps = []
-    try:
-        while True:
-            steps.append(next(training).step)
-    except StopIteration as stop:
-        trained = stop.value
-    assert steps == list(range(1, trained.steps + 1))
+    reports, trained = run_training(train_expert(Noise2FastNet(8, 2, generator=gen), noisy, region, config, gen))
+    assert [r.step for r in reports] == list(range(1, trained.steps + 1))
     assert trained.steps < config.max_steps
     error_before = float(((noisy - torch.from_numpy(clean).float()) ** 2).mean())
     error_after = float(((trained.output - torch.from_numpy(clean).float()) ** 2).mean())
@@ -147,13 +164,8 @@ def test_validation_interval_and_patience_count_validations() -> None:
     region = torch.ones(24, 24, dtype=torch.bool)
     config = DenoiserConfig(width=4, n_blocks=1, patience=3, average_last=2, max_steps=500, validate_every=4)
     gen = torch.Generator().manual_seed(0)
-    training = train_expert(Noise2FastNet(4, 1, generator=gen), noisy, region, config, gen)
-    scores = []
-    try:
-        while True:
-            scores.append(next(training).score)
-    except StopIteration as stop:
-        trained = stop.value
+    reports, trained = run_training(train_expert(Noise2FastNet(4, 1, generator=gen), noisy, region, config, gen))
+    scores = [r.score for r in reports]
     assert trained.steps % 4 == 0 and trained.steps >= 4 * 3
     # the score only changes at validation steps
     assert all(scores[i] == scores[i - 1] for i in range(1, len(scores)) if (i + 1) % 4 != 0)
