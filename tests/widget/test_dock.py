@@ -215,6 +215,7 @@ def test_stack_runs_on_the_shown_plane_only(dock: Any, qtbot: Any) -> None:
     dock.params.max_outer_iter.value = 1
     dock.start()
     wait_idle(qtbot, dock)
+    assert not any("on other planes" in m for m in messages())  # all boxes are on the shown plane
     mask = viewer.layers[MASK_NAME].data
     assert mask.shape == stack.shape
     assert mask[1].any() and not mask[0].any() and not mask[2].any()
@@ -237,3 +238,15 @@ def test_restore_defaults_and_tooltips(dock: Any) -> None:
     assert dock.params.lam.value == pytest.approx(0.04)
     assert "total variation" in dock.params.lam.tooltip
     assert dock.params.device.choices[0] == "auto"
+
+
+def test_boxes_on_another_plane_are_reported(dock: Any) -> None:
+    viewer = dock.viewer
+    viewer.add_image(np.random.default_rng(0).random((3, 40, 40)), name="stack")
+    layer = dock.create_box_layer()
+    viewer.dims.set_current_step(0, 2)
+    dock.set_region("foreground")
+    layer.add_rectangles(np.array([[0, 5, 5], [0, 5, 15], [0, 15, 15], [0, 15, 5]], dtype=float))
+    dock.start()
+    assert dock.worker is None
+    assert "on other planes" in dock.status.value

@@ -195,10 +195,14 @@ class Self2SegWidget(Container[Widget]):
                     r for r, b in zip(REGIONS, (prompts.foreground, prompts.background), strict=True) if not b
                 )
                 where = " on this plane" if plane else ""
+                if prompts.other_planes:
+                    where += f" ({prompts.other_planes} rectangle(s) lie on other planes)"
                 raise InputError(
                     f"Draw at least one {missing} box{where} in '{layer.name}' "
                     "(use the Foreground/Background buttons or the F/B keys), or choose another initialisation."
                 )
+            if prompts.other_planes:
+                show_info(f"{prompts.other_planes} rectangle(s) on other planes are not used for this plane.")
             fg, bg = prompts.foreground, prompts.background
         return {
             "image": image,
