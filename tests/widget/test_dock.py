@@ -77,9 +77,50 @@ def test_lambda_change_after_run_resegments_without_training(dock: Any, qtbot: A
     fg_expert = dock.result.denoised_fg.copy()
     dock.params.lam.value = 2.0
     assert dock.worker is None  # no new training job
+    assert dock.reseg_worker is not None  # solved in a thread, the main thread stays free
+    qtbot.waitUntil(lambda: dock.reseg_worker is None, timeout=30_000)
+    assert "Re-segmented with λ = 2" in dock.status.value
     assert mask_layer.data.sum() < before.sum()
     np.testing.assert_array_equal(dock.result.denoised_fg, fg_expert)
-    assert "Re-segmented" in dock.status.value
+    assert mask_layer.metadata["self2seg"]["config"]["lam"] == pytest.approx(2.0)
+
+
+def test_rapid_lambda_changes_are_coalesced_to_the_last_value(
+    dock: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from napari_self2seg._widget import dock as dock_module
+    from napari_self2seg._widget import worker as worker_module
+
+    add_textures(dock.viewer)
+    dock.start()
+    wait_idle(qtbot, dock)
+    solved: list[float] = []
+    original = worker_module.start_resegment_worker
+
+    def counting(result: Any, lam: float, **handlers: Any) -> Any:
+        solved.append(lam)
+        return original(result, lam, **handlers)
+
+    monkeypatch.setattr(dock_module, "start_resegment_worker", counting)
+    for lam in (0.05, 0.1, 0.3, 0.6, 1.2):
+        dock.params.lam.value = lam  # the first starts a solve; the rest arrive while it runs
+    qtbot.waitUntil(lambda: dock.reseg_worker is None and len(solved) == 2, timeout=30_000)
+    assert solved == [0.05, 1.2]
+    assert dock.result is not None and dock.result.config.lam == pytest.approx(1.2)
+    assert dock.viewer.layers[MASK_NAME].metadata["self2seg"]["config"]["lam"] == pytest.approx(1.2)
+    assert "Re-segmented with λ = 1.2" in dock.status.value
+
+
+def test_new_run_wins_over_a_pending_resegmentation(dock: Any, qtbot: Any) -> None:
+    add_textures(dock.viewer)
+    dock.start()
+    wait_idle(qtbot, dock)
+    dock.params.lam.value = 3.0
+    dock.start()  # while the re-segmentation may still run
+    wait_idle(qtbot, dock)
+    qtbot.waitUntil(lambda: dock.reseg_worker is None, timeout=30_000)
+    assert dock.result is not None and dock.result.outer_iterations >= 1
+    assert "Done" in dock.status.value
 
 
 def test_lambda_change_during_run_is_sent_to_the_worker(dock: Any, qtbot: Any) -> None:

@@ -18,19 +18,19 @@ from qtpy import compat
 from qtpy.QtCore import QThreadPool
 
 from .. import __version__
-from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate, resegment
+from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
 from ..sample_data import BOX_LAYER_NAME, REGION_COLOURS
 from .boxes import REGIONS, BoxPrompts, collect_boxes
 from .layers import OutputLayers, run_metadata
 from .params import ParameterForm
 from .plot import EnergyPlot
-from .worker import friendly_message, start_worker
+from .worker import friendly_message, start_resegment_worker, start_worker
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from magicgui.widgets import ComboBox
-    from napari.qt.threading import GeneratorWorker
+    from napari.qt.threading import FunctionWorker, GeneratorWorker
 
 STOP_TIMEOUT_MS = 10_000
 """Longest wait for a stopped run's thread when its inputs or the viewer go away."""
@@ -90,6 +90,8 @@ class Self2SegWidget(Container[Widget]):
         self.status.native.setWordWrap(True)
         self.outputs = OutputLayers(viewer)
         self.worker: GeneratorWorker | None = None
+        self.reseg_worker: FunctionWorker[SegmentationResult] | None = None
+        self._next_lam: float | None = None
         self.result: SegmentationResult | None = None
         self._job: dict[str, Any] = {}
 
@@ -326,13 +328,42 @@ class Self2SegWidget(Container[Widget]):
             return
         if self.result is None or self._job.get("image") not in self.viewer.layers:
             return
-        started = time.perf_counter()
-        self.result = resegment(self.result, lam=lam)
-        meta = self._metadata(self.result.config, self.result.energies, self.result.device)
-        self.outputs.write(
-            self._job["image"], self._job["plane"], meta, mask=self.result.mask, denoised=self.result.denoised
+        # Re-segment in a thread; while one runs, only the latest λ is kept and solved next.
+        self._next_lam = lam
+        if self.reseg_worker is None:
+            self._start_resegment()
+
+    def _start_resegment(self) -> None:
+        lam, self._next_lam = self._next_lam, None
+        if lam is None or self.result is None:
+            return
+        job, started = self._job, time.perf_counter()
+        self.status.value = f"Re-segmenting with λ = {lam:g}…"
+
+        def on_returned(result: SegmentationResult) -> None:
+            if not isalive(self.native) or self._job is not job or self.worker is not None:
+                return  # a new run started meanwhile: its results win
+            if job["image"] not in self.viewer.layers:
+                return
+            self.result = result
+            meta = self._metadata(result.config, result.energies, result.device)
+            self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
+            self.status.value = (
+                f"Re-segmented with λ = {lam:g} in {time.perf_counter() - started:.2f} s (experts kept)."
+            )
+
+        self.reseg_worker = start_resegment_worker(
+            self.result,
+            lam,
+            on_returned=on_returned,
+            on_error=self._on_error,
+            on_finished=self._on_resegment_finished,
         )
-        self.status.value = f"Re-segmented with λ = {lam:g} in {time.perf_counter() - started:.2f} s (experts kept)."
+
+    def _on_resegment_finished(self) -> None:
+        self.reseg_worker = None
+        if isalive(self.native) and self.worker is None:
+            self._start_resegment()  # a λ chosen while the last one was solved
 
     def _on_image_choice(self) -> None:
         if self.worker is not None:
@@ -340,6 +371,8 @@ class Self2SegWidget(Container[Widget]):
 
     def _on_layer_removed(self, event: Any) -> None:
         removed = event.value
+        if self.reseg_worker is not None and removed is self._job.get("image"):
+            wait_for_threads()  # never emit into Qt objects that are being deleted
         if self.worker is not None and removed in (self._job.get("image"), self._job.get("boxes")):
             # Also what happens when the viewer closes: wait for the thread, so that it never
             # emits into Qt objects that are being deleted.

@@ -13,9 +13,9 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import torch
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 
-from ..core import LiveParameters, SolverState
+from ..core import LiveParameters, SegmentationResult, SolverState, resegment
 
 StateStream = Generator[SolverState, LiveParameters | None, None]
 
@@ -65,6 +65,33 @@ def start_worker(
     worker.yielded.connect(on_yield)
     worker.errored.connect(on_error)
     worker.aborted.connect(on_aborted)
+    worker.finished.connect(on_finished)
+    worker.start()
+    return worker
+
+
+def resegment_reporting(result: SegmentationResult, lam: float) -> SegmentationResult:
+    """:func:`~napari_self2seg.core.resegment`, with ``RuntimeError`` re-raised as :class:`Self2SegRunError`."""
+    try:
+        return resegment(result, lam=lam)
+    except RuntimeError as error:
+        raise Self2SegRunError(friendly_message(error)) from error
+
+
+def start_resegment_worker(
+    result: SegmentationResult,
+    lam: float,
+    *,
+    on_returned: Callable[[SegmentationResult], Any],
+    on_error: Callable[[BaseException], Any],
+    on_finished: Callable[[], Any],
+) -> FunctionWorker[SegmentationResult]:
+    """Re-solve the segmentation step for ``lam`` in a thread; every handler runs on the main thread."""
+    worker: FunctionWorker[SegmentationResult] = create_worker(
+        resegment_reporting, result, lam, _start_thread=False, _ignore_errors=True
+    )
+    worker.returned.connect(on_returned)
+    worker.errored.connect(on_error)
     worker.finished.connect(on_finished)
     worker.start()
     return worker
