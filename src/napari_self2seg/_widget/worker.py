@@ -10,6 +10,7 @@ driver below re-raises them as :class:`Self2SegRunError`, which reaches the
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -32,18 +33,26 @@ def friendly_message(error: BaseException) -> str:
     return f"Self2Seg failed: {text}"
 
 
+@contextmanager
+def reported_failures() -> Iterator[None]:
+    """Re-raise a ``RuntimeError`` from the block as :class:`Self2SegRunError` (superqt drops RuntimeErrors)."""
+    try:
+        yield
+    except RuntimeError as error:
+        raise Self2SegRunError(friendly_message(error)) from error
+
+
 def drive(stream: StateStream) -> Generator[SolverState, LiveParameters | None, None]:
     """Forward snapshots from ``stream`` and values sent to the worker back into it."""
     try:
-        sent: LiveParameters | None = None
-        while True:
-            try:
-                state = stream.send(sent)
-            except StopIteration:
-                return
-            sent = yield state
-    except RuntimeError as error:
-        raise Self2SegRunError(friendly_message(error)) from error
+        with reported_failures():
+            sent: LiveParameters | None = None
+            while True:
+                try:
+                    state = stream.send(sent)
+                except StopIteration:
+                    return
+                sent = yield state
     finally:
         stream.close()
         if torch.cuda.is_available():
@@ -72,10 +81,8 @@ def start_worker(
 
 def resegment_reporting(result: SegmentationResult, lam: float) -> SegmentationResult:
     """:func:`~napari_self2seg.core.resegment`, with ``RuntimeError`` re-raised as :class:`Self2SegRunError`."""
-    try:
+    with reported_failures():
         return resegment(result, lam=lam)
-    except RuntimeError as error:
-        raise Self2SegRunError(friendly_message(error)) from error
 
 
 def start_resegment_worker(
