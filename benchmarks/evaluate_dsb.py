@@ -300,6 +300,21 @@ def figure(crop: Crop, sigma: int, evaluation: dict[str, Any], path: Path) -> li
     return [name for name, _ in panels]
 
 
+def has_lambda(method: str) -> bool:
+    """Whether the method has a λ grid (methods without one are listed with the single value 0)."""
+    return GRIDS.get(method) != (0.0,)
+
+
+def table_row(cells: list[str]) -> str:
+    """Return one Markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_head(columns: list[str]) -> list[str]:
+    """Return a Markdown table's header row and its rule."""
+    return [table_row(columns), "|" + "---|" * len(columns)]
+
+
 def markdown(
     result: dict[str, Any], sigmas: tuple[int, ...], n_crops: int, command: str, seconds: float, figure_note: str
 ) -> str:
@@ -322,41 +337,28 @@ def markdown(
         "",
         "## (a) One fixed λ per method, chosen on σ = 30",
         "",
-        "| method | λ | "
-        + " | ".join(f"σ={s} Dice" for s in sigmas)
-        + " | "
-        + " | ".join(f"σ={s} PSNR" for s in sigmas)
-        + " | s/crop (σ=30) |",
-        "|---|---|" + "---|" * (2 * len(sigmas) + 1),
+        *table_head(
+            ["method", "λ", *(f"σ={s} Dice" for s in sigmas), *(f"σ={s} PSNR" for s in sigmas), "s/crop (σ=30)"]
+        ),
     ]
     for method, row in table.items():
         dices = [f"{row[str(s)]['fixed_mean']:.3f} ± {row[str(s)]['fixed_std']:.3f}" for s in sigmas]
         psnrs = [f"{row[str(s)]['psnr_mean']:.2f}" if row[str(s)]["psnr_mean"] is not None else "–" for s in sigmas]
         secs = row[str(30 if 30 in sigmas else sigmas[0])]["seconds_per_crop"]
-        lines.append(
-            f"| {method} | {'–' if GRIDS.get(method) == (0.0,) else format(row['lambda_fixed'], 'g')} | "
-            + " | ".join(dices)
-            + " | "
-            + " | ".join(psnrs)
-            + f" | {secs:.2f} |"
-        )
+        lam = format(row["lambda_fixed"], "g") if has_lambda(method) else "–"
+        lines.append(table_row([method, lam, *dices, *psnrs, f"{secs:.2f}"]))
     lines += [
         "",
         "## (b) Oracle λ per crop (the paper's protocol), next to the paper's Table 1",
         "",
-        "| method | λ grid | "
-        + " | ".join(f"σ={s}" for s in sigmas)
-        + " | paper "
-        + " / ".join(f"σ={s}" for s in SIGMAS)
-        + " |",
-        "|---|---|" + "---|" * (len(sigmas) + 1),
+        *table_head(["method", "λ grid", *(f"σ={s}" for s in sigmas), "paper " + " / ".join(f"σ={s}" for s in SIGMAS)]),
     ]
     for method, row in table.items():
         grid = GRIDS.get(method, (row["lambda_fixed"],))
         oracle = [f"{row[str(s)]['oracle_mean']:.3f} ± {row[str(s)]['oracle_std']:.3f}" for s in sigmas]
         paper = " / ".join(f"{v:.3f}" for v in PAPER[method]) if method in PAPER else "–"
-        grid_text = "–" if grid == (0.0,) else ", ".join(f"{g:g}" for g in grid)
-        lines.append(f"| {method} | {grid_text} | " + " | ".join(oracle) + f" | {paper} |")
+        grid_text = ", ".join(f"{g:g}" for g in grid) if has_lambda(method) else "–"
+        lines.append(table_row([method, grid_text, *oracle, paper]))
     lines += ["", figure_note, ""]
     return "\n".join(lines)
 

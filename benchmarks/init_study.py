@@ -54,10 +54,10 @@ def main() -> None:
             noisy = crop.noisy[sigma]
             den, _ = shared_n2f(crop, sigma, normalised(noisy), base, cache)
             den_n = normalised(den)
+            config = self2seg_config(base, sigma, 1, args.lam)
             for init in INITS:
                 level = base.threshold if init == "threshold 0.5" else otsu_threshold(den_n)
                 init_mask = den_n > level
-                config = self2seg_config(base, sigma, 1, args.lam)
                 result = segment(noisy, config, init_mask=init_mask, seed=0, device="cpu")
                 scores.setdefault(("initial mask", init, sigma), []).append(dice(init_mask, crop.truth))
                 scores.setdefault(("Self2Seg", init, sigma), []).append(dice(result.mask, crop.truth))
