@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_self2seg.core.finite_diff import GRAD_SQNORM_BOUND, div, grad, total_variation
+from napari_self2seg.core.finite_diff import GRAD_SQNORM_BOUND, div, div_into, grad, grad_into, total_variation
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (16, 16), (3, 9, 4)])
@@ -50,3 +50,15 @@ def test_total_variation_of_a_step_is_its_perimeter() -> None:
     # isotropic TV with forward differences: 2 × (4 + 5) edges, two corners count √2 instead of 2
     expected = 2 * (4 + 5) - 2 + 2**0.5
     assert float(total_variation(u)) == pytest.approx(expected)
+
+
+def test_in_place_variants_overwrite_every_entry_of_a_dirty_buffer() -> None:
+    gen = torch.Generator().manual_seed(4)
+    u = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    p = torch.randn(2, 6, 5, generator=gen, dtype=torch.float64)
+    field = torch.full((2, 6, 5), float("nan"), dtype=torch.float64)
+    image = torch.full((6, 5), float("nan"), dtype=torch.float64)
+    assert grad_into(u, field) is field and div_into(p, image) is image
+    lhs = (field * p).sum()
+    torch.testing.assert_close(lhs, -(u * image).sum(), rtol=1e-12, atol=1e-12)
+    assert float(field[0, -1].abs().sum()) == 0.0 and float(field[1, :, -1].abs().sum()) == 0.0

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -145,3 +147,38 @@ def test_mu_without_reference_is_rejected() -> None:
 def test_step_sizes_must_satisfy_the_convergence_condition() -> None:
     with pytest.raises(ValueError, match=r"tau \* sigma \* 8"):
         PrimalDualConfig(tau=0.5, sigma=0.5)
+
+
+@pytest.mark.parametrize("lam", [0.02, 0.5])
+def test_lam_scaled_steps_are_admissible_and_reach_the_same_minimiser(lam: float) -> None:
+    fixed = PrimalDualConfig(max_iter=40000, gap_tol=1e-11, check_every=50)
+    scaled = dataclasses.replace(fixed, scale_steps_to_lam=True)
+    tau, sigma = scaled.step_sizes(lam)
+    assert tau * sigma * 8 == pytest.approx(1.0) and tau == pytest.approx(1 / (8**0.5 * lam))
+    assert fixed.step_sizes(lam) == (fixed.tau, fixed.sigma)
+    _, r_fg, r_bg = two_phase_problem()
+    data = r_fg - r_bg
+    runs = []
+    for config in (fixed, scaled):
+        state = PrimalDualState.from_mask(torch.full_like(data, 0.5))
+        progress = solve(state, data, lam, config)
+        assert progress.converged
+        runs.append((state, progress.iteration))
+    assert torch.equal(runs[0][0].u >= 0.5, runs[1][0].u >= 0.5)
+    energies = [float(primal_objective(state.u, data, lam)) for state, _ in runs]
+    assert energies[0] == pytest.approx(energies[1], rel=1e-8, abs=1e-9)
+
+
+def test_reported_state_is_a_snapshot_and_the_start_is_not_modified() -> None:
+    _, r_fg, r_bg = two_phase_problem()
+    start = torch.full_like(r_fg, 0.5)
+    state = PrimalDualState(u=start, p=torch.zeros((2, *start.shape), dtype=start.dtype))
+    reports = chambolle_pock(state, r_fg - r_bg, 0.5, PrimalDualConfig(max_iter=200, gap_tol=0.0, check_every=50))
+    next(reports)
+    seen_u, seen_p = state.u, state.p
+    kept_u, kept_p = seen_u.clone(), seen_p.clone()
+    for _ in reports:
+        pass
+    assert torch.equal(seen_u, kept_u) and torch.equal(seen_p, kept_p)
+    assert not torch.equal(state.u, kept_u)
+    assert bool((start == 0.5).all())

@@ -115,7 +115,9 @@ def test_stopping_the_generator_early_is_clean(textures: SyntheticImage, tiny_co
 def test_resegment_changes_the_mask_without_training(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
     result = run_textures(textures, tiny_config)
     same = resegment(result, lam=result.config.lam)
-    assert dice(same.mask, result.mask) > 0.99
+    # the stored experts were re-trained after the last segmentation step, so the same λ
+    # re-solves a slightly different problem: a nearby mask, not the identical one
+    assert dice(same.mask, result.mask) > 0.98
     smoother = resegment(result, lam=1.0)
     assert smoother.mask.sum() < result.mask.sum()
     assert smoother.config.lam == 1.0
@@ -123,6 +125,19 @@ def test_resegment_changes_the_mask_without_training(textures: SyntheticImage, t
     np.testing.assert_array_equal(smoother.denoised_fg, result.denoised_fg)  # experts untouched
     with pytest.raises(ValueError, match="lam"):
         resegment(result, lam=0.0)
+
+
+def test_resegment_scales_its_steps_to_the_new_lambda_and_finds_the_same_minimiser(
+    textures: SyntheticImage, tiny_config: Self2SegConfig
+) -> None:
+    result = run_textures(textures, tiny_config)
+    tight = dataclasses.replace(result.config.solver, gap_tol=1e-9, max_iter=50000)
+    scaled = resegment(result, lam=0.2, solver=dataclasses.replace(tight, scale_steps_to_lam=True))
+    fixed = resegment(result, lam=0.2, solver=tight)
+    assert resegment(result, lam=0.2).config.solver.scale_steps_to_lam
+    assert not fixed.config.solver.scale_steps_to_lam
+    assert scaled.energies[0] == pytest.approx(fixed.energies[0], rel=1e-4)
+    assert dice(scaled.mask, fixed.mask) > 0.99
 
 
 @pytest.mark.parametrize("init", ["threshold", "denoise-threshold", "mask"])

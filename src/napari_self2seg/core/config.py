@@ -7,6 +7,7 @@ Variants are made with :func:`dataclasses.replace`, which re-runs the checks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -98,6 +99,15 @@ class PrimalDualConfig:
     tau, sigma : float
         Primal and dual step sizes. Convergence needs ``tau * sigma * 8 <= 1``,
         8 being the bound on ``||grad||^2`` in 2-D (paper code: 1/4 and 1/2).
+        Not used when ``scale_steps_to_lam`` is set.
+    scale_steps_to_lam : bool
+        Use ``tau = 1 / (sqrt(8) λ)`` and ``sigma = λ / sqrt(8)`` instead of
+        ``tau`` and ``sigma``. The dual variable lives in a ball of radius λ;
+        written for ``p / λ`` the problem's operator is ``λ grad`` with norm
+        ``sqrt(8) λ``, and these are its standard steps ``1 / ||K||``. They
+        follow λ when it is changed live; :func:`resegment` uses them
+        (``benchmarks/resegment.py``: 3–25× fewer iterations than τ = 2,
+        σ = 1/16 for λ in [0.0025, 0.04]).
     max_iter : int
         Iteration cap per segmentation step (the paper's code always runs 8000).
     gap_tol : float
@@ -113,6 +123,7 @@ class PrimalDualConfig:
 
     tau: float = 0.25
     sigma: float = 0.5
+    scale_steps_to_lam: bool = False
     max_iter: int = 8000
     gap_tol: float = 1e-6
     change_tol: float = 0.0
@@ -130,6 +141,12 @@ class PrimalDualConfig:
         _require(self.gap_tol >= 0, f"gap_tol must be >= 0, got {self.gap_tol}")
         _require(self.change_tol >= 0, f"change_tol must be >= 0, got {self.change_tol}")
         _require(self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}")
+
+    def step_sizes(self, lam: float) -> tuple[float, float]:
+        """Return the primal and dual step sizes ``(tau, sigma)`` for TV weight ``lam``."""
+        if self.scale_steps_to_lam:
+            return 1.0 / (math.sqrt(8.0) * lam), lam / math.sqrt(8.0)
+        return self.tau, self.sigma
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +249,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         ``"fast"``: the same algorithm with cheaper choices, each measured in
         ``benchmarks/speed.py``: narrower experts trained on patches, warm-started
         across outer iterations and validated every few steps, and primal–dual
-        step sizes balanced for λ's scale.
+        step sizes balanced for λ's usual scale.
 
     Returns
     -------

@@ -29,10 +29,20 @@ def grad(u: torch.Tensor) -> torch.Tensor:
         along rows (``u[i+1, j] - u[i, j]``), index 1 along columns. Both are
         zero in the last row and column respectively.
     """
-    g = u.new_zeros((*u.shape[:-2], 2, *u.shape[-2:]))
-    g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
-    g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
-    return g
+    return grad_into(u, u.new_empty((*u.shape[:-2], 2, *u.shape[-2:])))
+
+
+def grad_into(u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """:func:`grad` written into a preallocated ``(..., 2, H, W)`` tensor ``out``.
+
+    The primal–dual loop calls this every iteration; writing in place avoids
+    allocating a new field each time. Returns ``out``.
+    """
+    torch.sub(u[..., 1:, :], u[..., :-1, :], out=out[..., 0, :-1, :])
+    out[..., 0, -1, :].zero_()
+    torch.sub(u[..., :, 1:], u[..., :, :-1], out=out[..., 1, :, :-1])
+    out[..., 1, :, -1].zero_()
+    return out
 
 
 def div(p: torch.Tensor) -> torch.Tensor:
@@ -52,13 +62,18 @@ def div(p: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         Shape ``(..., H, W)``.
     """
+    return div_into(p, p.new_empty(p[..., 0, :, :].shape))
+
+
+def div_into(p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """:func:`div` written into a preallocated ``(..., H, W)`` tensor ``out``; returns ``out``."""
     py, px = p[..., 0, :, :], p[..., 1, :, :]
-    d = torch.zeros_like(py)
-    d[..., :-1, :] += py[..., :-1, :]
-    d[..., 1:, :] -= py[..., :-1, :]
-    d[..., :, :-1] += px[..., :, :-1]
-    d[..., :, 1:] -= px[..., :, :-1]
-    return d
+    out[..., :-1, :].copy_(py[..., :-1, :])
+    out[..., -1, :].zero_()
+    out[..., 1:, :].sub_(py[..., :-1, :])
+    out[..., :, :-1].add_(px[..., :, :-1])
+    out[..., :, 1:].sub_(px[..., :, :-1])
+    return out
 
 
 def pointwise_norm(p: torch.Tensor) -> torch.Tensor:
