@@ -106,7 +106,7 @@ class PrimalDualConfig:
         written for ``p / λ`` the problem's operator is ``λ grad`` with norm
         ``sqrt(8) λ``, and these are its standard steps ``1 / ||K||``. They
         follow λ when it is changed live; :func:`resegment` uses them
-        (``benchmarks/resegment.py``: 3–25× fewer iterations than τ = 2,
+        (``benchmarks/resegment.py``: 2–20× fewer iterations than τ = 2,
         σ = 1/16 for λ in [0.0025, 0.04]).
     max_iter : int
         Iteration cap per segmentation step (the paper's code always runs 8000).

@@ -410,7 +410,7 @@ def resegment(
     solver : PrimalDualConfig or None
         Primal–dual settings. ``None``: the run's settings with step sizes
         scaled to the new λ (``scale_steps_to_lam``), which reach the gap
-        tolerance 3–25× sooner than the ``fast`` preset's fixed steps on the
+        tolerance 2–20× sooner than the ``fast`` preset's fixed steps on the
         DSB crop (``benchmarks/resegment.py``).
 
     Returns
