@@ -104,6 +104,8 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int, m
         "preset": preset_name,
         "device": result.device,
         "dice": score,
+        "foreground_fraction": float(result.mask.mean()),
+        "truth_fraction": float(truth.mean()),
         "total_s": total,
         "first_mask_s": first_mask,
         "resegment_s": reseg_time,
