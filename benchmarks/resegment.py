@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_self2seg.core import dice, iterate, preset
+from napari_self2seg.core import dice, iterate
 from napari_self2seg.core.config import PrimalDualConfig
 from napari_self2seg.core.primal_dual import PrimalDualState, chambolle_pock
-from speed import load_case
+from speed import configured_case
 
 RULES = {
     "paper τ=1/4 σ=1/2": PrimalDualConfig(tau=0.25, sigma=0.5, max_iter=20000, check_every=25),
@@ -41,9 +41,7 @@ LAM_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 def trained_run(case: str, size: int, seed: int) -> tuple[Any, np.ndarray]:
     """Run the ``fast`` preset once and return (result, ground truth)."""
-    image, truth, extra = load_case(case, size)
-    boxes = {k: extra.pop(k) for k in ("fg_boxes", "bg_boxes") if k in extra}
-    config = dataclasses.replace(preset("fast"), **extra)
+    image, truth, config, boxes = configured_case(case, size, "fast")
     result = None
     for state in iterate(image, config, seed=seed, **boxes):
         result = state.result or result
@@ -72,12 +70,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| case | λ | rule | iterations | median s | Dice | pixels ≠ reference |")
     print("|---|---|---|---|---|---|---|")
+    tight = dataclasses.replace(RULES["λ-scaled"], gap_tol=1e-10, max_iter=50000)
     for case in args.case:
         result, truth = trained_run(case, args.size, args.seed)
         polarity_free = case == "textures"
         for factor in LAM_FACTORS:
             lam = result.config.lam * factor
-            tight = dataclasses.replace(RULES["λ-scaled"], gap_tol=1e-10, max_iter=50000)
             reference = solve_from(result, lam, tight)[0] >= 0.5
             for name, rule in RULES.items():
                 times = []
@@ -85,11 +83,11 @@ def main() -> None:
                     t0 = time.perf_counter()
                     u, iterations = solve_from(result, lam, rule)
                     times.append(time.perf_counter() - t0)
-                mask = (u >= 0.5).numpy()
-                score = dice(mask, truth)
+                mask = u >= 0.5
+                score = dice(mask.numpy(), truth)
                 if polarity_free:
-                    score = max(score, dice(~mask, truth))
-                differ = int(((u >= 0.5) != reference).sum())
+                    score = max(score, dice(~mask.numpy(), truth))
+                differ = int((mask != reference).sum())
                 cells = [case, f"{lam:g}", name, str(iterations), f"{statistics.median(times):.3f}", f"{score:.3f}"]
                 print("| " + " | ".join([*cells, str(differ)]) + " |", flush=True)
 

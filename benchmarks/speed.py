@@ -56,6 +56,15 @@ def load_case(case: str, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, A
     raise ValueError(f"unknown case {case!r}")
 
 
+def configured_case(case: str, size: int, preset_name: str) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any]]:
+    """Return (image, truth, the preset's config with the case's settings, box keyword arguments)."""
+    from napari_self2seg.core import preset
+
+    image, truth, extra = load_case(case, size)
+    boxes: dict[str, Any] = {k: extra.pop(k) for k in ("fg_boxes", "bg_boxes") if k in extra}
+    return image, truth, dataclasses.replace(preset(preset_name), **extra), boxes
+
+
 def run_single(case: str, size: int, preset_name: str, device: str, seed: int, max_outer: int | None) -> dict[str, Any]:
     """Run one configuration in this process and return its measurements."""
     import torch
@@ -63,11 +72,9 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int, m
 
     chan_vese: Callable[..., Any] = segmentation.chan_vese
 
-    from napari_self2seg.core import Phase, dice, iterate, preset
+    from napari_self2seg.core import Phase, dice, iterate
 
-    image, truth, extra = load_case(case, size)
-    boxes = {k: extra.pop(k) for k in ("fg_boxes", "bg_boxes") if k in extra}
-    config = dataclasses.replace(preset(preset_name), **extra)
+    image, truth, config, boxes = configured_case(case, size, preset_name)
     if max_outer is not None:
         config = dataclasses.replace(config, max_outer_iter=max_outer)
 
