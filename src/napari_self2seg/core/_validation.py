@@ -6,13 +6,15 @@ Nothing here modifies the caller's arrays.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
 MIN_SIZE = 16
 Box = tuple[int, int, int, int]
@@ -27,9 +29,17 @@ def check_image(image: object) -> np.ndarray:
         If the image is not 2-D, not real-valued, smaller than 16×16, has
         NaN/inf values or is constant.
     """
-    array = np.asarray(image)
+    if image is None:
+        raise ValueError("no image was given (got None); pass a 2-D numpy array, e.g. tifffile.imread(path)")
+    try:
+        array = np.asarray(image)
+    except (ValueError, TypeError) as error:  # ragged nested lists
+        raise ValueError(f"could not turn the image into an array ({error}); pass a 2-D numpy array") from None
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"expected a real-valued (integer or float) image, got dtype {array.dtype}")
+        raise ValueError(
+            f"expected a real-valued (integer or float) image, got dtype {array.dtype} "
+            f"({type(image).__name__}); pass a 2-D numpy array of numbers"
+        )
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D (Y, X) image, got shape {array.shape}; {_axes_hint(array.shape)}")
     if min(array.shape) < MIN_SIZE:
@@ -60,16 +70,33 @@ def _axes_hint(shape: tuple[int, ...]) -> str:
 
 
 def normalise(values: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Min–max normalise to [0, 1]; returns ``(normalised float32, min, max)``."""
+    """Min–max normalise to [0, 1]; returns ``(normalised float32, min, max)``.
+
+    Values and range are halved first when ``max - min`` would overflow (inputs
+    near ±1e308), which leaves the result unchanged.
+    """
     lo, hi = float(values.min()), float(values.max())
+    if not np.isfinite(hi - lo):
+        return ((values / 2 - lo / 2) / (hi / 2 - lo / 2)).astype(np.float32), lo, hi
     return ((values - lo) / (hi - lo)).astype(np.float32), lo, hi
 
 
-def _check_box(box: Sequence[float], kind: str, index: int, shape: tuple[int, int]) -> Box:
+def _check_box(box: object, kind: str, index: int, shape: tuple[int, int]) -> Box:
     """Validate one (y0, x0, y1, x1) box and clip it to the image."""
+    if isinstance(box, (str, bytes)) or not isinstance(box, Iterable):
+        raise ValueError(
+            f"{kind} box #{index + 1} must be 4 numbers (y0, x0, y1, x1), got {box!r}; "
+            f"boxes are given as a list of boxes, e.g. {kind[:2]}_boxes=[(10, 10, 40, 40)]"
+        )
+    box = tuple(box)
     if len(box) != 4:
         raise ValueError(f"{kind} box #{index + 1} must have 4 numbers (y0, x0, y1, x1), got {len(box)}")
-    if not all(np.isfinite(v) for v in box):
+    for v in box:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, Real):
+            raise ValueError(
+                f"{kind} box #{index + 1} {box!r}: coordinates must be numbers, got {v!r} ({type(v).__name__})"
+            )
+    if not all(np.isfinite(float(v)) for v in box):
         raise ValueError(f"{kind} box #{index + 1} {tuple(box)} contains NaN or infinity")
     y0, x0, y1, x1 = (round(float(v)) for v in box)
     cy0, cx0 = max(y0, 0), max(x0, 0)
@@ -84,8 +111,34 @@ def _check_box(box: Sequence[float], kind: str, index: int, shape: tuple[int, in
 
 
 def check_boxes(boxes: Iterable[Sequence[float]] | None, kind: str, shape: tuple[int, int]) -> tuple[Box, ...]:
-    """Validate and clip a collection of boxes; ``None`` means no boxes."""
-    return tuple(_check_box(tuple(b), kind, i, shape) for i, b in enumerate(boxes or ()))
+    """Validate and clip a collection of boxes; ``None`` means no boxes.
+
+    A single flat box such as ``(y0, x0, y1, x1)`` is refused with a message
+    that says to wrap it in a list (it would otherwise read as four boxes).
+    """
+    if boxes is None:
+        return ()
+    if isinstance(boxes, (str, bytes)) or not isinstance(boxes, Iterable):
+        raise ValueError(f"{kind} boxes must be a list of (y0, x0, y1, x1) boxes, got {boxes!r}")
+    items = list(boxes)
+    if len(items) == 4 and all(isinstance(v, Real) for v in items):
+        raise ValueError(
+            f"{kind} boxes must be a list of boxes, got one flat box {tuple(items)!r}; "
+            f"wrap it in a list: [{tuple(items)!r}]"
+        )
+    return tuple(_check_box(b, kind, i, shape) for i, b in enumerate(items))
+
+
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: object) -> int:
+    """Validate a random seed: an integer in ``[0, 2**63 - 1]``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed must be between 0 and 2**63 - 1, got {seed}")
+    return int(seed)
 
 
 def check_init_mask(mask: object, shape: tuple[int, int]) -> np.ndarray:

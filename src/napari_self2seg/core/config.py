@@ -8,6 +8,7 @@ Variants are made with :func:`dataclasses.replace`, which re-runs the checks.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +20,23 @@ def _require(condition: bool, message: str) -> None:
     """Raise ``ValueError(message)`` unless ``condition`` holds."""
     if not condition:
         raise ValueError(message)
+
+
+def require_number(value: object, name: str, *, integer: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite real number (an integer if asked).
+
+    Strings such as ``"0.04"`` and booleans are refused with a message that
+    shows the expected form, instead of failing later with a ``TypeError``.
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    what = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__}); write it without quotes")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    _require(finite, f"{name} must be finite, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +88,12 @@ class DenoiserConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
+        for name in ("width", "n_blocks", "patience", "average_last", "max_steps", "validate_every"):
+            require_number(getattr(self, name), name, integer=True)
+        for name in ("learning_rate", "collapse_lr"):
+            require_number(getattr(self, name), name)
+        if self.patch_size is not None:
+            require_number(self.patch_size, "patch_size", integer=True)
         _require(self.width >= 1, f"denoiser width must be >= 1, got {self.width}")
         _require(self.n_blocks >= 1, f"denoiser n_blocks must be >= 1, got {self.n_blocks}")
         _require(
@@ -131,6 +155,10 @@ class PrimalDualConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
+        for name in ("tau", "sigma", "gap_tol", "change_tol"):
+            require_number(getattr(self, name), name)
+        for name in ("max_iter", "check_every"):
+            require_number(getattr(self, name), name, integer=True)
         _require(self.tau > 0 and self.sigma > 0, "tau and sigma must be > 0")
         _require(
             self.tau * self.sigma * 8.0 <= 1.0 + 1e-12,
@@ -159,9 +187,12 @@ class Self2SegConfig:
     Parameters
     ----------
     lam : float
-        Weight λ of the total variation in the joint energy (eq. 5), on the
-        [0, 1]-normalised image. Larger λ gives smoother, smaller regions.
-        The paper sweeps 0.01–0.07 on DSB2018.
+        Smoothness: how much a long, ragged region boundary costs. Larger λ
+        gives smoother outlines and removes small specks; too large a λ makes
+        the whole image one region — the one whose expert explains the image
+        better overall, which is not always the background. Weight of the
+        total variation in the joint energy (eq. 5), on the [0, 1]-normalised
+        image; the paper sweeps 0.01–0.07 on DSB2018.
     mu : float
         Weight µ of the proximity term to the previous mask (eq. 10). 0 turns
         the term off; µ > 0 slows the growth of the foreground and switches the
@@ -202,6 +233,10 @@ class Self2SegConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
+        for name in ("lam", "mu", "threshold", "stop_ratio"):
+            require_number(getattr(self, name), name)
+        for name in ("residual_filter", "max_outer_iter"):
+            require_number(getattr(self, name), name, integer=True)
         _require(
             self.lam > 0,
             f"lam (λ) must be > 0, got {self.lam}; try a value between 0.01 and 0.07",

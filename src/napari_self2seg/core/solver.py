@@ -16,13 +16,14 @@ from collections.abc import Generator, Iterable, Sequence
 import numpy as np
 import torch
 
-from ._validation import check_boxes, check_image, check_init_mask, normalise, resolve_device
+from ._validation import check_boxes, check_image, check_init_mask, check_seed, normalise, resolve_device
 from .config import PrimalDualConfig, Self2SegConfig, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import TrainedExpert, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
+from .finite_diff import pointwise_norm
 from .initialization import box_regions, threshold_regions
-from .primal_dual import PrimalDualState, chambolle_pock
+from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .state import LiveParameters, Phase, SegmentationResult, SolverState
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class _Run:
 
     def to_input_scale(self, normalised: torch.Tensor) -> np.ndarray:
         """Map a [0, 1] image back to the input's intensity range."""
-        return _frozen(normalised * (self.hi - self.lo) + self.lo)
+        return to_input_scale(normalised, self.lo, self.hi)
 
     def due(self) -> bool:
         """Whether enough time has passed to send an intermediate snapshot."""
@@ -104,6 +105,35 @@ class _Run:
             message=message,
             result=result,
         )
+
+
+def to_input_scale(normalised: torch.Tensor, lo: float, hi: float) -> np.ndarray:
+    """Map a [0, 1] image back to ``[lo, hi]`` as a read-only float32 array.
+
+    Written as ``(1 - n) lo + n hi`` so that it cannot overflow even when
+    ``hi - lo`` exceeds the largest float (inputs near ±1e308).
+    """
+    n = normalised.detach().to("cpu", torch.float64)
+    return _frozen(((1.0 - n) * lo + n * hi).to(torch.float32))
+
+
+def single_region(mask: torch.Tensor | np.ndarray) -> str | None:
+    """``"foreground"`` or ``"background"`` if the mask covers all or none of the image, else None."""
+    if bool(mask.all()):
+        return "foreground"
+    if not bool(mask.any()):
+        return "background"
+    return None
+
+
+@dataclasses.dataclass
+class _KeptSegmentation:
+    """The last segmentation that left two regions: what a run ends with and resegment starts from."""
+
+    u: torch.Tensor
+    p: torch.Tensor
+    residuals: tuple[torch.Tensor, torch.Tensor] | None
+    step: int
 
 
 def iterate(
@@ -167,6 +197,8 @@ def iterate(
     arXiv:2309.10511v2, 2024.
     """
     cfg = config if config is not None else preset()
+    if not isinstance(cfg, Self2SegConfig):
+        raise ValueError(f"config must be a Self2SegConfig (e.g. preset('fast')), got {type(cfg).__name__}")
     values = check_image(image)
     shape = (int(values.shape[0]), int(values.shape[1]))
     fg_checked = check_boxes(fg_boxes, "foreground", shape)
@@ -185,7 +217,7 @@ def iterate(
         fg = check_init_mask(init_mask, shape)
         regions = (fg, ~fg)
     torch_device = resolve_device(device)
-    return _alternate(normalised, lo, hi, cfg, regions, int(seed), torch_device)
+    return _alternate(normalised, lo, hi, cfg, regions, check_seed(seed), torch_device)
 
 
 def _alternate(
@@ -238,6 +270,8 @@ def _alternate(
     fg_net = new_net()
     bg_net = new_net() if config.experts == 2 else None
     pd_state = PrimalDualState.from_mask(u)
+    kept = _KeptSegmentation(u=u.clone(), p=pd_state.p.clone(), residuals=None, step=0)
+    degenerate = False
     stop_reason = f"reached max_outer_iter = {config.max_outer_iter}"
     outer = 0
     while True:
@@ -282,21 +316,38 @@ def _alternate(
                 run.receive(
                     (yield run.snapshot(Phase.SEGMENT, outer, message, step=progress.iteration, gap=progress.gap))
                 )
-        u = pd_state.u
         run.timings["segment"] += time.perf_counter() - t0
-        hard = u >= 0.5
-        run.mask, run.relaxed = _frozen(hard), _frozen(u)
-        run.denoised = run.to_input_scale(torch.where(hard, out_fg, out_bg))
         steps = progress.iteration if progress else 0
         gap = progress.gap if progress else None
         logger.info("segmentation %d: %d primal-dual iterations, gap %.2e", outer, steps, gap or 0.0)
-        run.receive((yield run.snapshot(Phase.SEGMENT, outer, f"segmentation {outer} done", step=steps, gap=gap)))
-        if bool(hard.all()) or not bool(hard.any()):
-            stop_reason = "the segmentation became a single region; lower λ or change the initialisation"
+        everything = single_region(pd_state.u >= 0.5)
+        if everything is not None:
+            # A single region cannot train two experts and is no segmentation: end with the last two-region one.
+            degenerate = True
+            before = "the initial regions are" if kept.step == 0 else f"the mask of step {kept.step} is"
+            stop_reason = (
+                f"segmentation step {outer} made the whole image {everything} with λ = {lam:g}, so {before} kept; "
+                "lower λ, draw larger boxes, or try one expert (constant background)"
+            )
             logger.warning(stop_reason)
+            pd_state.u.copy_(kept.u)
+            pd_state.p.copy_(kept.p)
+        else:
+            kept = _KeptSegmentation(
+                u=pd_state.u.clone(), p=pd_state.p.clone(), residuals=(residual_fg, residual_bg), step=outer
+            )
+        u = pd_state.u
+        hard = u >= 0.5
+        run.mask, run.relaxed = _frozen(hard), _frozen(u)
+        run.denoised = run.to_input_scale(torch.where(hard, out_fg, out_bg))
+        message = f"segmentation {outer} done" if not degenerate else f"segmentation {outer} became one region"
+        run.receive((yield run.snapshot(Phase.SEGMENT, outer, message, step=steps, gap=gap)))
+        if degenerate:
             break
         fg_region, bg_region = hard, ~hard
 
+    # The residuals the kept mask was solved with, so that resegment at the run's λ gives that mask back.
+    kept_fg, kept_bg = kept.residuals if kept.residuals is not None else (residual_fg, residual_bg)
     result = SegmentationResult(
         mask=run.mask,
         relaxed=run.relaxed,
@@ -310,13 +361,25 @@ def _alternate(
         device=str(device),
         outer_iterations=outer,
         stop_reason=stop_reason,
+        degenerate=degenerate,
         image_range=(lo, hi),
-        residual_fg=_frozen(residual_fg),
-        residual_bg=_frozen(residual_bg),
-        dual=_frozen(pd_state.p),
+        residual_fg=_frozen(kept_fg),
+        residual_bg=_frozen(kept_bg),
+        dual=_frozen(kept.p),
     )
     logger.info("done after %d segmentation steps: %s", outer, stop_reason)
     yield run.snapshot(Phase.DONE, outer, f"done: {stop_reason}", result=result)
+
+
+def _certified(state: PrimalDualState, data: torch.Tensor, lam: float, gap_tol: float) -> bool:
+    """Whether ``state`` already meets the gap tolerance for ``lam`` (then no iteration is needed).
+
+    The gap certifies only a dual-feasible ``p`` (``|p_i| <= lam``); a ``p``
+    stored for a larger λ is not, and the state is then solved again.
+    """
+    if float(pointwise_norm(state.p).max()) > lam * (1.0 + 1e-6):
+        return False
+    return float(duality_gap(state, data, lam)) / data.numel() <= gap_tol
 
 
 def _decrease_stalled(energies: Sequence[float], ratio: float) -> bool:
@@ -417,7 +480,15 @@ def resegment(
     -------
     SegmentationResult
         A new result with the new mask, relaxed indicator, composite denoised
-        image and a one-entry energy history; experts are unchanged.
+        image and a one-entry energy history; experts are unchanged. It is
+        the exact minimiser for ``lam``, even when that is a single region
+        (``degenerate`` is then True and ``stop_reason`` says so).
+
+    Notes
+    -----
+    Every call starts from the state stored in ``result``, so re-segmenting a
+    run's result for several λ in any order gives for each λ the same mask
+    (pass the run's own result each time, not a re-segmented one).
     """
     if solver is None:
         solver = dataclasses.replace(result.config.solver, scale_steps_to_lam=True)
@@ -430,12 +501,18 @@ def resegment(
         u=torch.from_numpy(np.array(result.relaxed)).to(torch_device),
         p=torch.from_numpy(np.array(result.dual)).to(torch_device),
     )
-    for _ in chambolle_pock(state, residual_fg - residual_bg, lam, config.solver):
-        pass
+    data = residual_fg - residual_bg
+    if not _certified(state, data, lam, config.solver.gap_tol):
+        for _ in chambolle_pock(state, data, lam, config.solver):
+            pass
     energy = float(joint_energy(state.u, residual_fg, residual_bg, lam))
     mask = _frozen(state.u >= 0.5)
     denoised = np.where(mask, result.denoised_fg, result.denoised_bg).astype(np.float32)
     denoised.flags.writeable = False
+    everything = single_region(mask)
+    stop_reason = f"re-segmented with λ = {lam:g}"
+    if everything is not None:
+        stop_reason += f": the whole image became {everything}; a smaller λ keeps two regions"
     return dataclasses.replace(
         result,
         mask=mask,
@@ -445,5 +522,6 @@ def resegment(
         timings={"segment": time.perf_counter() - t0},
         config=config,
         dual=_frozen(state.p),
-        stop_reason=f"re-segmented with λ = {lam:g}",
+        stop_reason=stop_reason,
+        degenerate=everything is not None,
     )

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .config import require_number
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -48,10 +50,14 @@ class LiveParameters:
 
     def __post_init__(self) -> None:
         """Check the new values; raise ``ValueError`` naming the fix."""
-        if self.lam is not None and not self.lam > 0:
-            raise ValueError(f"lam (λ) must be > 0, got {self.lam}")
-        if self.mu is not None and not self.mu >= 0:
-            raise ValueError(f"mu (µ) must be >= 0, got {self.mu}")
+        if self.lam is not None:
+            require_number(self.lam, "lam (λ)")
+            if not self.lam > 0:
+                raise ValueError(f"lam (λ) must be > 0, got {self.lam}")
+        if self.mu is not None:
+            require_number(self.mu, "mu (µ)")
+            if not self.mu >= 0:
+                raise ValueError(f"mu (µ) must be >= 0, got {self.mu}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,13 +92,20 @@ class SegmentationResult:
         Number of segmentation steps done.
     stop_reason : str
         Why the run stopped.
+    degenerate : bool
+        Whether the last segmentation step made the whole image one region.
+        A run then ends with the last mask that had two regions (the initial
+        regions if there was none); :func:`resegment` returns the
+        single-region minimiser and sets this flag.
     image_range : tuple of float
         ``(min, max)`` of the input, used for the [0, 1] normalisation.
     residual_fg, residual_bg : numpy.ndarray
-        Region fidelities ``r_F``, ``r_B`` of the final experts on the
-        normalised image (what :func:`resegment` re-uses).
+        Region fidelities ``r_F``, ``r_B`` (eq. 5) that ``mask`` was solved
+        with, on the normalised image; :func:`resegment` re-uses them, so
+        re-segmenting at the run's λ gives ``mask`` back.
     dual : numpy.ndarray
-        Dual variable of the last segmentation step, ``(2, H, W)``, for warm starts.
+        Dual variable of the segmentation step that gave ``relaxed``,
+        ``(2, H, W)``, for warm starts.
     """
 
     mask: np.ndarray
@@ -107,6 +120,7 @@ class SegmentationResult:
     device: str
     outer_iterations: int
     stop_reason: str
+    degenerate: bool
     image_range: tuple[float, float]
     residual_fg: np.ndarray = field(repr=False)
     residual_bg: np.ndarray = field(repr=False)
