@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .core.config import InitMode
 from .core.config import DEFAULT_PRESET, PRESETS
+from .output_files import OutputFiles
 from .sample_data import load_noisy_nuclei
 
 logger = logging.getLogger("napari_self2seg")
@@ -37,14 +38,35 @@ DSB_LAMBDA = 0.01
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read a TIFF or PNG file into an array."""
+    """Read a TIFF, PNG or JPEG file into an array.
+
+    Raises
+    ------
+    ValueError
+        With one line that says what is wrong with the file: missing, a
+        folder, empty, damaged or not an image.
+    """
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not an image file; give the path of one image")
     if not path.is_file():
         raise ValueError(f"image file {str(path)!r} does not exist")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return np.asarray(tifffile.imread(path))
-    from skimage import io  # lazy: only the CLI needs it
+    if path.stat().st_size == 0:
+        raise ValueError(f"image file {str(path)!r} is empty (0 bytes)")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            array = np.asarray(tifffile.imread(path))
+        else:
+            from skimage import io  # lazy: only the CLI needs it
 
-    return np.asarray(io.imread(path))
+            array = np.asarray(io.imread(path))
+    except Exception as error:  # readers raise many kinds; all mean "not readable"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"could not read {str(path)!r} as an image: the file is damaged or not a TIFF/PNG/JPEG ({first[:200]})"
+        ) from error
+    if array.size == 0 or array.ndim < 2:
+        raise ValueError(f"{str(path)!r} holds no image pixels (read shape {array.shape}); the file may be damaged")
+    return array
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +120,7 @@ def _run_record(result: SegmentationResult, image: Path) -> dict[str, object]:
         "timings_s": dict(result.timings),
         "outer_iterations": result.outer_iterations,
         "stop_reason": result.stop_reason,
+        "degenerate": result.degenerate,
         "foreground_fraction": float(result.mask.mean()),
     }
 
@@ -128,15 +151,14 @@ def _segment(args: argparse.Namespace) -> None:
     config = dataclasses.replace(config, init=init, **{k: v for k, v in overrides.items() if v is not None})
     image = read_image(args.image)
     stream = iterate(image, config, fg_boxes=args.fg_box, bg_boxes=args.bg_box, seed=args.seed, device=args.device)
-    result = _consume(stream, args.quiet)
-    for path in (args.mask_out, args.denoised_out, args.json_out):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(args.mask_out, result.mask.astype(np.uint8))
-    if args.denoised_out is not None:
-        tifffile.imwrite(args.denoised_out, result.denoised.astype(np.float32))
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(_run_record(result, args.image), indent=2))
+    targets = {"--mask-out": args.mask_out, "--denoised-out": args.denoised_out, "--json-out": args.json_out}
+    with OutputFiles(targets, inputs=(args.image,)) as outputs:  # every path checked before the run
+        result = _consume(stream, args.quiet)
+        outputs.write_tiff("--mask-out", result.mask.astype(np.uint8))
+        outputs.write_tiff("--denoised-out", result.denoised.astype(np.float32))
+        outputs.write_text("--json-out", json.dumps(_run_record(result, args.image), indent=2, allow_nan=False))
+    if result.degenerate:
+        print(f"self2seg: warning: {result.stop_reason}", file=sys.stderr)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -147,11 +169,12 @@ def _demo(args: argparse.Namespace) -> None:
     config = dataclasses.replace(
         preset(args.preset), init="denoise-threshold", experts=1, residual_filter=3, lam=DSB_LAMBDA
     )
-    result = _consume(iterate(image, config, device=args.device), args.quiet)
-    args.out.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(args.out / "mask.tif", result.mask.astype(np.uint8))
-    tifffile.imwrite(args.out / "denoised.tif", result.denoised)
-    (args.out / "run.json").write_text(json.dumps(_run_record(result, Path("<bundled noisy nuclei>")), indent=2))
+    names = {"mask": args.out / "mask.tif", "denoised": args.out / "denoised.tif", "record": args.out / "run.json"}
+    with OutputFiles(names) as outputs:
+        result = _consume(iterate(image, config, device=args.device), args.quiet)
+        outputs.write_tiff("mask", result.mask.astype(np.uint8))
+        outputs.write_tiff("denoised", result.denoised)
+        outputs.write_text("record", json.dumps(_run_record(result, Path("<bundled noisy nuclei>")), indent=2))
     print(
         f"Dice against the ground truth: {dice(result.mask, labels > 0):.3f} "
         f"({result.outer_iterations} segmentation steps, {sum(result.timings.values()):.1f} s on {result.device}); "
@@ -176,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"self2seg: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # torch's failures (out of memory, device errors)
+        logger.debug("the run failed", exc_info=True)
+        failure = f"{type(error).__name__}: {error}"
+        print(f"self2seg: error: the run failed ({failure}); no output was written", file=sys.stderr)
+        return 1
     if not args.quiet and args.command == "segment":
         print(f"self2seg: done in {time.perf_counter() - started:.1f} s -> {args.mask_out}", file=sys.stderr)
     return 0
