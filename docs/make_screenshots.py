@@ -18,7 +18,7 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 from skimage import io
 
-from napari_self2seg._widget.layers import MASK_NAME
+from napari_self2seg._widget.layers import mask_name
 from napari_self2seg.core import Phase
 from napari_self2seg.datasets import two_textures
 
@@ -64,7 +64,7 @@ def main() -> None:
     widget.start()
     assert widget.worker is not None, widget.status.value
     widget.worker.yielded.connect(lambda state: seen.append(state.phase))
-    wait(lambda: seen.count(Phase.SEGMENT) >= 1 and MASK_NAME in viewer.layers)
+    wait(lambda: seen.count(Phase.SEGMENT) >= 1 and mask_name("two textures") in viewer.layers)
     wait(lambda: seen[-1] is Phase.TRAIN_FOREGROUND, timeout=60)
     shot(viewer, "mid_run.png")
     wait(lambda: widget.worker is None)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import napari
 
-from ._widget.layers import DENOISED_NAME, MASK_NAME
+from ._widget.layers import denoised_name, mask_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 def show_result(image: np.ndarray, result: SegmentationResult) -> None:
     """Show the image, the denoised image and the mask, with the dock widget, and run napari."""
     viewer = napari.Viewer(title="Self2Seg demo")
-    viewer.add_image(image, name="noisy nuclei (DSB2018, σ=30)", colormap="gray")
-    viewer.add_image(result.denoised, name=DENOISED_NAME, colormap="gray")
-    viewer.add_labels(result.mask.astype("uint8"), name=MASK_NAME, opacity=0.5)
+    name = "noisy nuclei (DSB2018, σ=30)"
+    viewer.add_image(image, name=name, colormap="gray")
+    viewer.add_image(result.denoised, name=denoised_name(name), colormap="gray", visible=False)
+    viewer.add_labels(result.mask.astype("uint8"), name=mask_name(name), opacity=0.5)
     viewer.window.add_plugin_dock_widget("napari-self2seg", "Self2Seg")
     napari.run()

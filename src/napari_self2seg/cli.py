@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import sys
@@ -56,9 +57,12 @@ def read_image(path: Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             array = np.asarray(tifffile.imread(path))
         else:
-            from skimage import io  # lazy: only the CLI needs it
+            from PIL import Image  # lazy: only the CLI needs it
 
-            array = np.asarray(io.imread(path))
+            with Image.open(io.BytesIO(path.read_bytes())) as picture:  # no file handle left open on failure
+                if picture.mode in ("P", "PA", "CMYK"):  # palette/CMYK: their colours, not their indices
+                    picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+                array = np.asarray(picture)
     except Exception as error:  # readers raise many kinds; all mean "not readable"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(

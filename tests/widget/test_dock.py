@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
-from napari_self2seg._widget.layers import DENOISED_NAME, MASK_NAME
+from napari_self2seg._widget.layers import denoised_name, mask_name
 from napari_self2seg.core import dice
 
 from .conftest import add_textures
 
 pytestmark = pytest.mark.qt
+
+MASK_NAME, DENOISED_NAME = mask_name("textures"), denoised_name("textures")
 
 
 def wait_idle(qtbot: Any, widget: Any, timeout: int = 90_000) -> None:
@@ -64,7 +66,12 @@ def test_stop_mid_training_is_prompt_and_keeps_valid_layers(dock: Any, qtbot: An
     wait_idle(qtbot, dock, timeout=10_000)
     assert time.perf_counter() - pressed < 3.0
     assert "Stopped" in dock.status.value
-    assert np.isfinite(dock.viewer.layers[DENOISED_NAME].data).all()
+    mask, denoised = dock.viewer.layers[MASK_NAME].data, dock.viewer.layers[DENOISED_NAME].data
+    if "No mask was complete yet" in dock.status.value:  # both layers back to "nothing yet"
+        assert not mask.any() and np.isnan(denoised).all()
+    else:  # a complete mask and its denoised image
+        assert "complete and kept" in dock.status.value
+        assert mask.any() and np.isfinite(denoised).all()
     assert dock.run_button.text == "Run"
 
 
@@ -75,14 +82,14 @@ def test_lambda_change_after_run_resegments_without_training(dock: Any, qtbot: A
     mask_layer = dock.viewer.layers[MASK_NAME]
     before = mask_layer.data.copy()
     fg_expert = dock.result.denoised_fg.copy()
-    dock.params.lam.value = 2.0
+    dock.params.lam.value = 0.2
     assert dock.worker is None  # no new training job
     assert dock.reseg_worker is not None  # solved in a thread, the main thread stays free
     qtbot.waitUntil(lambda: dock.reseg_worker is None, timeout=30_000)
-    assert "Re-segmented with λ = 2" in dock.status.value
+    assert "Re-segmented with λ = 0.2" in dock.status.value
     assert mask_layer.data.sum() < before.sum()
     np.testing.assert_array_equal(dock.result.denoised_fg, fg_expert)
-    assert mask_layer.metadata["self2seg"]["config"]["lam"] == pytest.approx(2.0)
+    assert mask_layer.metadata["self2seg"]["config"]["lam"] == pytest.approx(0.2)
 
 
 def test_rapid_lambda_changes_are_coalesced_to_the_last_value(
@@ -102,20 +109,20 @@ def test_rapid_lambda_changes_are_coalesced_to_the_last_value(
         return original(result, lam, **handlers)
 
     monkeypatch.setattr(dock_module, "start_resegment_worker", counting)
-    for lam in (0.05, 0.1, 0.3, 0.6, 1.2):
+    for lam in (0.05, 0.08, 0.1, 0.15, 0.2):
         dock.params.lam.value = lam  # the first starts a solve; the rest arrive while it runs
     qtbot.waitUntil(lambda: dock.reseg_worker is None and len(solved) == 2, timeout=30_000)
-    assert solved == [0.05, 1.2]
-    assert dock.result is not None and dock.result.config.lam == pytest.approx(1.2)
-    assert dock.viewer.layers[MASK_NAME].metadata["self2seg"]["config"]["lam"] == pytest.approx(1.2)
-    assert "Re-segmented with λ = 1.2" in dock.status.value
+    assert solved == [0.05, 0.2]
+    assert dock.result is not None and dock.result.config.lam == pytest.approx(0.2)
+    assert dock.viewer.layers[MASK_NAME].metadata["self2seg"]["config"]["lam"] == pytest.approx(0.2)
+    assert "Re-segmented with λ = 0.2" in dock.status.value
 
 
 def test_new_run_wins_over_a_pending_resegmentation(dock: Any, qtbot: Any) -> None:
     add_textures(dock.viewer)
     dock.start()
     wait_idle(qtbot, dock)
-    dock.params.lam.value = 3.0
+    dock.params.lam.value = 0.2
     dock.start()  # while the re-segmentation may still run
     wait_idle(qtbot, dock)
     qtbot.waitUntil(lambda: dock.reseg_worker is None, timeout=30_000)
@@ -257,7 +264,7 @@ def test_stack_runs_on_the_shown_plane_only(dock: Any, qtbot: Any) -> None:
     dock.start()
     wait_idle(qtbot, dock)
     assert not any("on other planes" in m for m in messages())  # all boxes are on the shown plane
-    mask = viewer.layers[MASK_NAME].data
+    mask = viewer.layers[mask_name("stack")].data
     assert mask.shape == stack.shape
     assert mask[1].any() and not mask[0].any() and not mask[2].any()
 

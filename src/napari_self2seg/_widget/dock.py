@@ -7,15 +7,18 @@ change happens in the handlers below, on the main thread.
 
 # No "from __future__ import annotations" here: napari reads the Viewer annotation at runtime.
 
+import logging
+import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, Label, ProgressBar, PushButton, Widget, create_widget
+from magicgui.widgets import CheckBox, Container, Label, ProgressBar, PushButton, Widget, create_widget
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy import compat
-from qtpy.QtCore import QThreadPool
+from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
@@ -23,14 +26,14 @@ from ..sample_data import BOX_LAYER_NAME, REGION_COLOURS
 from .boxes import REGIONS, BoxPrompts, collect_boxes
 from .layers import OutputLayers, run_metadata
 from .params import ParameterForm
-from .plot import EnergyPlot
-from .worker import friendly_message, start_resegment_worker, start_worker
+from .plot import energy_plot, loss_plot
+from .worker import Self2SegRunError, friendly_message, start_resegment_worker, start_worker
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from magicgui.widgets import ComboBox
     from napari.qt.threading import FunctionWorker, GeneratorWorker
+
+logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT_MS = 10_000
 """Longest wait for a stopped run's thread when its inputs or the viewer go away."""
@@ -48,6 +51,48 @@ def wait_for_threads() -> None:
 
 class InputError(ValueError):
     """Something the user has to fix before a run can start."""
+
+
+PHASE_WORDS = {
+    Phase.INIT: "initialising",
+    Phase.TRAIN_FOREGROUND: "training the foreground denoiser",
+    Phase.TRAIN_BACKGROUND: "training the background denoiser",
+    Phase.SEGMENT: "drawing the mask",
+    Phase.DONE: "done",
+}
+LOSS_SERIES = {
+    Phase.INIT: ("whole image", "#bbbbbb"),
+    Phase.TRAIN_FOREGROUND: ("foreground", "#ffd700"),
+    Phase.TRAIN_BACKGROUND: ("background", "#00c8ff"),
+}
+
+
+def run_fraction(state: SolverState, max_outer: int) -> float:
+    """Share of the run done: expert phases and segmentation steps alternate, 2 max_outer + 1 phases at most."""
+    if state.phase is Phase.DONE:
+        return 1.0
+    k = state.outer_iteration
+    if state.phase is Phase.SEGMENT:
+        done = 2 * k - (0.5 if state.mask_step < k else 0.0)
+    elif state.phase is Phase.INIT:
+        done = 0.0
+    else:
+        done = 2 * k + 0.5
+    return min(max(done / (2 * max_outer + 1), 0.0), 0.99)
+
+
+class CloseWatcher(QObject):
+    """Event filter that records a window's Close event."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.closed = False
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        """Note a Close event; never consume it."""
+        if event is not None and event.type() == QEvent.Type.Close:
+            self.closed = True
+        return False
 
 
 class Self2SegWidget(Container[Widget]):
@@ -68,7 +113,13 @@ class Self2SegWidget(Container[Widget]):
         self.bg_button = PushButton(text="Background box (B)")
         self.params = ParameterForm()
         self.run_button = PushButton(text="Run")
-        self.progress = ProgressBar(value=0, min=0, max=0, label="progress")
+        self.undo_lam = PushButton(text="Back to the run's λ", enabled=False)
+        self.undo_lam.tooltip = "Show the run's own mask again (the λ the run finished with)."
+        self.show_denoised = CheckBox(text="show denoised image", value=False)
+        self.show_denoised.tooltip = (
+            "Show the denoised image layer (between your image and the mask). Off: your image stays visible."
+        )
+        self.progress = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="Draw a foreground and a background box, then press Run.")
         self.region = "foreground"
         super().__init__(
@@ -79,26 +130,40 @@ class Self2SegWidget(Container[Widget]):
                 Container(widgets=[self.fg_button, self.bg_button], layout="horizontal", labels=False),
                 self.params,
                 self.run_button,
+                Container(widgets=[self.undo_lam, self.show_denoised], layout="horizontal", labels=False),
                 self.progress,
                 self.status,
             ]
         )
-        self.plot = EnergyPlot()
+        self.energy_plot = energy_plot()
+        self.loss_plot = loss_plot()
         layout = self.native.layout()
         if layout is not None:
-            layout.addWidget(self.plot)
+            layout.addWidget(self.energy_plot)
+            layout.addWidget(self.loss_plot)
         self.status.native.setWordWrap(True)
+        self.progress.native.setTextVisible(True)
+        self._set_progress(0.0, "idle")
         self.outputs = OutputLayers(viewer)
         self.worker: GeneratorWorker | None = None
         self.reseg_worker: FunctionWorker[SegmentationResult] | None = None
         self._next_lam: float | None = None
+        self.run_result: SegmentationResult | None = None
+        """The last finished run: every λ change is solved from its stored state."""
         self.result: SegmentationResult | None = None
+        """The result shown now: the run's, or a re-solve of it for another λ."""
+        self._result_job: dict[str, Any] = {}
         self._job: dict[str, Any] = {}
+        self._resolves: list[tuple[float, float]] = []
+        self._close_watcher = CloseWatcher(self.native)
+        self._watching_close = False
 
         self.new_boxes.changed.connect(self.create_box_layer)
         self.fg_button.changed.connect(lambda: self.set_region("foreground"))
         self.bg_button.changed.connect(lambda: self.set_region("background"))
         self.run_button.changed.connect(self.toggle_run)
+        self.undo_lam.changed.connect(self.back_to_run_lambda)
+        self.show_denoised.changed.connect(self.outputs.set_denoised_visible)
         self.params.lam.changed.connect(self._on_live_parameter)
         self.params.mu.changed.connect(self._on_live_parameter)
         self.image_layer.changed.connect(self._on_image_choice)
@@ -206,6 +271,14 @@ class Self2SegWidget(Container[Widget]):
             if prompts.other_planes:
                 show_info(f"{prompts.other_planes} rectangle(s) on other planes are not used for this plane.")
             fg, bg = prompts.foreground, prompts.background
+        else:
+            layer = self.boxes_layer.value
+            if layer is not None and len(layer.data):
+                self._notify(
+                    show_info,
+                    f"The boxes in '{layer.name}' are not used: initialisation '{config.init}' starts from the "
+                    "bright pixels. Choose initialisation 'boxes' to start from your boxes.",
+                )
         return {
             "image": image,
             "data": data,
@@ -237,10 +310,17 @@ class Self2SegWidget(Container[Widget]):
             return
         job["started"] = time.perf_counter()
         job["first_mask_s"] = None
+        job["mask_step"] = 0
+        job["backup"] = self.outputs.backup(job["image"], job["plane"])
+        job["losses"] = 0
+        self._watch_window_close()
         self._job = job
-        self.result = None
         self.run_button.text = "Stop"
-        self.progress.max = 0  # busy indicator
+        self.undo_lam.enabled = False
+        self.loss_plot.clear()
+        self.energy_plot.clear()
+        self._resolves = []
+        self._set_progress(0.0, "starting")
         self.status.value = "Starting…"
         self.worker = start_worker(
             stream,
@@ -261,9 +341,45 @@ class Self2SegWidget(Container[Widget]):
             self.worker.quit()
             wait_for_threads()
 
+    # ---------------------------------------------------------------- feedback
+    def _set_progress(self, fraction: float, text: str) -> None:
+        """Show a share of the run and what it is doing, e.g. "40% · training the foreground denoiser"."""
+        self.progress.value = round(100 * fraction)
+        self.progress.native.setFormat(f"%p% · {text}")
+
+    def _watch_window_close(self) -> None:
+        """Learn when the viewer's window closes (it removes every layer first, which is not a deletion)."""
+        window = self.native.window()
+        if window is not None and not self._watching_close:
+            window.installEventFilter(self._close_watcher)
+            self._watching_close = True
+
+    def _viewer_open(self) -> bool:
+        """Tell whether the widget and the viewer window are still up (not being torn down)."""
+        return isalive(self.native) and not self._close_watcher.closed
+
+    def _notify(self, show: Callable[[str], Any], message: str) -> None:
+        """Show a notification after the current event has been handled.
+
+        Notifications raised inside a layer-removal event crash vispy while
+        the removed layer's visual is torn down, and a closing viewer needs
+        none; deferring to the event loop avoids both.
+        """
+        self._watch_window_close()
+
+        def later() -> None:
+            if self._viewer_open():
+                show(message)
+
+        QTimer.singleShot(0, later)
+
+    def _report_error(self, message: str) -> None:
+        self.status.value = message
+        show_error(message)
+
     # ---------------------------------------------------------------- worker handlers (main thread)
-    def _metadata(self, config: Any, energies: tuple[float, ...], device: str) -> dict[str, Any]:
-        return run_metadata(config, self._job.get("seed", 0), energies, device, __version__)
+    def _metadata(self, config: Any, energies: tuple[float, ...], device: str, seed: int) -> dict[str, Any]:
+        return run_metadata(config, seed, energies, device, __version__)
 
     def _on_state(self, state: SolverState) -> None:
         if not isalive(self.native):
@@ -275,48 +391,108 @@ class Self2SegWidget(Container[Widget]):
         image = job["image"]
         if image not in self.viewer.layers:
             return  # the run is being stopped (see _on_layer_removed)
-        mask = state.mask if state.phase in (Phase.SEGMENT, Phase.DONE) else None
-        if mask is not None and job.get("last_mask") is not state.mask:
-            job["last_mask"] = state.mask
+        mask = None
+        if state.mask_step > job["mask_step"]:  # a new complete mask
+            mask = state.mask
+            job["mask_step"] = state.mask_step
             if job["first_mask_s"] is None:
                 job["first_mask_s"] = time.perf_counter() - job["started"]
-        else:
-            mask = None
+                # this run's outputs replace the previous ones: λ changes now belong to this run
+                self.run_result = self.result = None
         denoised = state.denoised if job.get("last_denoised") is not state.denoised else None
         job["last_denoised"] = state.denoised
         if mask is not None or denoised is not None:
-            meta = self._metadata(job["config"], state.energies, job["device"])
+            meta = self._metadata(job["config"], state.energies, job["device"], job["seed"])
             self.outputs.write(image, job["plane"], meta, mask=mask, denoised=denoised)
-        self.plot.set_values(state.energies)
+        if state.loss is not None and state.phase in LOSS_SERIES:
+            name, colour = LOSS_SERIES[state.phase]
+            job["losses"] += 1
+            self.loss_plot.append(name, colour, (job["losses"], state.loss))
+        self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
+        self._set_progress(run_fraction(state, job["config"].max_outer_iter), PHASE_WORDS[state.phase])
         self.status.value = f"Outer iteration {state.outer_iteration} · {state.message} · {state.elapsed:.1f} s"
         if state.result is not None:
-            self.result = state.result
-            meta = self._metadata(state.result.config, state.result.energies, state.result.device)
-            self.outputs.write(image, job["plane"], meta, mask=state.result.mask, denoised=state.result.denoised)
+            self._finish(state.result, state.elapsed)
+
+    def _finish(self, result: SegmentationResult, elapsed: float) -> None:
+        """Show a finished run: its mask, or a clear warning when it ended in one region."""
+        job = self._job
+        steps = f"{result.outer_iterations} segmentation step{'s' if result.outer_iterations != 1 else ''}"
+        self.run_result = self.result = result
+        self._result_job = job
+        if job["mask_step"] == 0:
+            # no segmentation of this run kept two regions: nothing to show, the previous outputs come back
+            self.outputs.restore(job["image"], job["plane"], job["backup"])
+        else:
+            meta = self._metadata(result.config, result.energies, result.device, job["seed"])
+            self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
+        if result.degenerate:
+            if job["mask_step"] == 0:
+                message = (
+                    f"The first segmentation made the whole image one region with λ = {result.config.lam:g}, so "
+                    "this run has no mask to show (the previous results are unchanged). Lower λ now: it "
+                    "re-segments in milliseconds, without retraining. Or draw larger boxes and run again."
+                )
+            else:
+                message = (
+                    f"The run ended in one region: {result.stop_reason}. The mask of step {job['mask_step']} is "
+                    "shown. Lower λ now to re-segment in milliseconds, without retraining."
+                )
+            self._set_progress(self.progress.value / 100, "stopped: one region")
+            self.status.value = message
+            self._notify(show_warning, message)
+        else:
+            self._set_progress(1.0, "done")
             self.status.value = (
-                f"Done in {state.elapsed:.1f} s after {state.result.outer_iterations} segmentation steps "
-                f"({state.result.stop_reason}). Move λ to re-segment without retraining."
+                f"Done in {elapsed:.1f} s after {steps} ({result.stop_reason}). "
+                "Move λ to re-segment without retraining; tick 'show denoised image' to see the denoising."
             )
 
     def _on_error(self, error: BaseException) -> None:
-        self._report_error(str(error) if not isinstance(error, RuntimeError) else friendly_message(error))
+        if isinstance(error, (ValueError, Self2SegRunError)):
+            message = str(error)
+        elif isinstance(error, RuntimeError):
+            message = friendly_message(error)
+        else:
+            logger.error("Self2Seg failed", exc_info=(type(error), error, error.__traceback__))
+            first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+            message = (
+                f"Self2Seg failed with an unexpected {type(error).__name__}: {first}. "
+                "This is a bug; the full traceback is in the log (terminal or napari's console)."
+            )
+        job = self._job
+        if self.worker is not None and job.get("image") in self.viewer.layers:
+            self.outputs.restore(job["image"], job["plane"], job["backup"])  # a failed run replaces nothing
+            message += " The previous mask and denoised image are kept."
+            self._set_progress(self.progress.value / 100, "failed")
+        self._report_error(message)
 
     def _on_aborted(self) -> None:
-        if isalive(self.native):
-            reason = self._job.get("stop_reason", "Stopped.")
-            self.status.value = f"{reason} The last complete mask and denoised image are kept."
+        if not isalive(self.native):
+            return
+        job = self._job
+        reason = job.get("stop_reason", "Stopped.")
+        if job.get("image") not in self.viewer.layers:
+            self.status.value = reason
+        elif job["mask_step"] > 0:
+            self.status.value = (
+                f"{reason} The mask of segmentation step {job['mask_step']} is complete and kept; "
+                "press Run again to tune λ live (λ changes need a finished run)."
+            )
+        else:
+            self.outputs.restore(job["image"], job["plane"], job["backup"])
+            self.status.value = (
+                f"{reason} No mask was complete yet, so nothing from this run is kept; the previous results "
+                "are unchanged."
+            )
+        self._set_progress(self.progress.value / 100, "stopped")
 
     def _on_finished(self) -> None:
         self.worker = None
         if not isalive(self.native):  # the viewer was closed
             return
         self.run_button.text = "Run"
-        self.progress.max = 1
-        self.progress.value = 1 if self.result is not None else 0
-
-    def _report_error(self, message: str) -> None:
-        self.status.value = message
-        show_error(message)
+        self._update_undo()
 
     # ---------------------------------------------------------------- live changes
     def _on_live_parameter(self) -> None:
@@ -326,34 +502,80 @@ class Self2SegWidget(Container[Widget]):
             self._job["pending"] = LiveParameters(lam=lam, mu=mu)
             self.status.value = f"λ = {lam:g}, µ = {mu:g} take effect at the next segmentation step."
             return
-        if self.result is None or self._job.get("image") not in self.viewer.layers:
+        if self.run_result is None or self._result_job.get("image") not in self.viewer.layers:
             return
         # Re-segment in a thread; while one runs, only the latest λ is kept and solved next.
         self._next_lam = lam
         if self.reseg_worker is None:
             self._start_resegment()
 
+    def back_to_run_lambda(self) -> None:
+        """Set λ back to the value the run finished with, which shows the run's own mask."""
+        if self.run_result is not None:
+            self.params.lam.value = self.run_result.config.lam
+
+    def _update_undo(self) -> None:
+        run = self.run_result
+        self.undo_lam.enabled = bool(
+            run is not None and self.worker is None and not math.isclose(float(self.params.lam.value), run.config.lam)
+        )
+        if run is not None:
+            self.undo_lam.text = f"Back to the run's λ ({run.config.lam:g})"
+
+    def _show(self, result: SegmentationResult) -> None:
+        job = self._result_job
+        meta = self._metadata(result.config, result.energies, result.device, job["seed"])
+        self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
+        self.result = result
+
     def _start_resegment(self) -> None:
         lam, self._next_lam = self._next_lam, None
-        if lam is None or self.result is None:
+        run = self.run_result
+        if lam is None or run is None:
             return
-        job, started = self._job, time.perf_counter()
+        self._update_undo()
+        if math.isclose(lam, run.config.lam):
+            # the run's own λ: its stored mask, exactly (no solve)
+            if run.degenerate and self._result_job.get("mask_step", 0) == 0:
+                self.status.value = f"λ = {lam:g} is the run's λ, which made the whole image one region."
+                return
+            self._show(run)
+            self.status.value = f"Back to the run's mask (λ = {lam:g})."
+            return
+        job, started = self._result_job, time.perf_counter()
         self.status.value = f"Re-segmenting with λ = {lam:g}…"
 
         def on_returned(result: SegmentationResult) -> None:
-            if not isalive(self.native) or self._job is not job or self.worker is not None:
-                return  # a new run started meanwhile: its results win
+            if not self._viewer_open() or self._result_job is not job or self.run_result is not run:
+                return  # a new run replaced this one meanwhile: its results win
             if job["image"] not in self.viewer.layers:
                 return
-            self.result = result
-            meta = self._metadata(result.config, result.energies, result.device)
-            self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
+            self._resolves = [*self._resolves[-7:], (lam, result.energies[0])]
+            n = len(run.energies)
+            self.energy_plot.set_series(
+                "λ re-solves",
+                "#ff6060",
+                [(n + i, e) for i, (_, e) in enumerate(self._resolves)],
+                [f"λ={v:g}" for v, _ in self._resolves],
+                line=False,
+            )
+            if result.degenerate:
+                shown = self.result.config.lam if self.result is not None else run.config.lam
+                everything = "foreground" if result.mask.all() else "background"
+                message = (
+                    f"λ = {lam:g} makes the whole image {everything}. The mask shown is still the one for "
+                    f"λ = {shown:g}; lower λ or press 'Back to the run's λ'."
+                )
+                self.status.value = message
+                self._notify(show_warning, message)
+                return
+            self._show(result)
             self.status.value = (
-                f"Re-segmented with λ = {lam:g} in {time.perf_counter() - started:.2f} s (experts kept)."
+                f"Re-segmented with λ = {lam:g} in {time.perf_counter() - started:.2f} s (denoisers kept)."
             )
 
         self.reseg_worker = start_resegment_worker(
-            self.result,
+            run,
             lam,
             on_returned=on_returned,
             on_error=self._on_error,
@@ -371,7 +593,7 @@ class Self2SegWidget(Container[Widget]):
 
     def _on_layer_removed(self, event: Any) -> None:
         removed = event.value
-        if self.reseg_worker is not None and removed is self._job.get("image"):
+        if self.reseg_worker is not None and removed is self._result_job.get("image"):
             wait_for_threads()  # never emit into Qt objects that are being deleted
         if self.worker is not None and removed in (self._job.get("image"), self._job.get("boxes")):
             # Also what happens when the viewer closes: wait for the thread, so that it never
@@ -382,4 +604,4 @@ class Self2SegWidget(Container[Widget]):
             self._job["stop_reason"] = message
             if isalive(self.native):
                 self.status.value = message
-                show_warning(message)
+                self._notify(show_warning, message)  # deferred: see _notify; skipped when the viewer closes

@@ -1,8 +1,9 @@
-"""Create once, then update in place, the output layers (main thread only)."""
+"""Create once, then update in place, the output layers of each source image (main thread only)."""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,40 +13,95 @@ if TYPE_CHECKING:
 
     from ..core import Self2SegConfig
 
-MASK_NAME = "Self2Seg mask"
-DENOISED_NAME = "Self2Seg denoised"
+
+def mask_name(source: str) -> str:
+    """Name of the mask layer made from the image layer called ``source``."""
+    return f"{source} mask (Self2Seg)"
+
+
+def denoised_name(source: str) -> str:
+    """Name of the denoised layer made from the image layer called ``source``."""
+    return f"{source} denoised (Self2Seg)"
+
+
+@dataclass
+class PlaneBackup:
+    """What the output layers held on one plane before a run, to put back if the run fails."""
+
+    mask: np.ndarray | None
+    denoised: np.ndarray | None
+
+
+@dataclass
+class _Pair:
+    source: napari.layers.Image
+    mask: napari.layers.Labels | None = None
+    denoised: napari.layers.Image | None = None
+    contrast_set: bool = False
 
 
 class OutputLayers:
-    """The "Self2Seg mask" Labels and "Self2Seg denoised" Image layers of one viewer.
+    """The mask (Labels) and denoised (Image) layers of every source image in one viewer.
 
-    The layers have the source image's full shape, scale and translate; for a
-    stack, each run writes into one plane. Layers are found by reference (users
-    rename layers) and created again if the user deleted them.
+    Each source image gets its own pair, named after it (``"<image> mask
+    (Self2Seg)"``), with the source's full shape, scale and translate; for a
+    stack, each run writes into one plane. The denoised layer sits right above
+    its source and below the mask, starts hidden (the input stays visible; the
+    dock's "show denoised" toggle or the layer's eye shows it), and holds NaN —
+    drawn transparent — on planes that were never run. Layers are found by
+    reference (users rename layers) and created again if the user deleted them.
     """
 
     def __init__(self, viewer: napari.Viewer) -> None:
         self.viewer = viewer
-        self.mask: napari.layers.Labels | None = None
-        self.denoised: napari.layers.Image | None = None
-        self._contrast_set = False
+        self._pairs: dict[int, _Pair] = {}
+        self.show_denoised = False
 
     def _alive(self, layer: Any) -> bool:
         return layer is not None and layer in self.viewer.layers
 
-    def _ensure(self, source: napari.layers.Image) -> None:
+    def _pair(self, source: napari.layers.Image) -> _Pair:
+        pair = self._pairs.get(id(source))
+        if pair is None or pair.source is not source:  # a new layer may reuse a deleted one's id
+            pair = self._pairs[id(source)] = _Pair(source)
+        return pair
+
+    def mask_layer(self, source: napari.layers.Image) -> napari.layers.Labels | None:
+        """Return the mask layer of ``source``, if it exists in the viewer."""
+        layer = self._pair(source).mask
+        return layer if self._alive(layer) else None
+
+    def denoised_layer(self, source: napari.layers.Image) -> napari.layers.Image | None:
+        """Return the denoised layer of ``source``, if it exists in the viewer."""
+        layer = self._pair(source).denoised
+        return layer if self._alive(layer) else None
+
+    def set_denoised_visible(self, visible: bool) -> None:
+        """Show or hide every denoised layer (and those made later)."""
+        self.show_denoised = visible
+        for pair in self._pairs.values():
+            if self._alive(pair.denoised) and pair.denoised is not None:
+                pair.denoised.visible = visible
+
+    def _ensure(self, source: napari.layers.Image) -> _Pair:
+        pair = self._pair(source)
         full = tuple(source.data.shape)
         geometry = {"scale": source.scale, "translate": source.translate}
-        if not self._alive(self.denoised) or self.denoised is None or tuple(self.denoised.data.shape) != full:
-            self.denoised = self.viewer.add_image(
-                np.zeros(full, dtype=np.float32), name=DENOISED_NAME, colormap="gray", visible=True, **geometry
+        if not self._alive(pair.denoised) or pair.denoised is None or tuple(pair.denoised.data.shape) != full:
+            pair.denoised = self.viewer.add_image(
+                np.full(full, np.nan, dtype=np.float32),
+                name=denoised_name(source.name),
+                colormap="gray",
+                visible=self.show_denoised,
+                **geometry,
             )
-            self._contrast_set = False
-            self._place_above(source, self.denoised)
-        if not self._alive(self.mask) or self.mask is None or tuple(self.mask.data.shape) != full:
+            pair.contrast_set = False
+            self._place_above(source, pair.denoised)
+        if not self._alive(pair.mask) or pair.mask is None or tuple(pair.mask.data.shape) != full:
             zeros = np.zeros(full, dtype=np.uint8)
-            self.mask = self.viewer.add_labels(zeros, name=MASK_NAME, opacity=0.5, **geometry)
-            self._place_above(self.denoised if self._alive(self.denoised) else source, self.mask)
+            pair.mask = self.viewer.add_labels(zeros, name=mask_name(source.name), opacity=0.5, **geometry)
+            self._place_above(pair.denoised if self._alive(pair.denoised) else source, pair.mask)
+        return pair
 
     def _place_above(self, anchor: Any, layer: Any) -> None:
         """Move a new output layer right above ``anchor``, so that box layers stay visible on top."""
@@ -56,6 +112,26 @@ class OutputLayers:
             if current > target:
                 layers.move(current, target)
 
+    def backup(self, source: napari.layers.Image, plane: tuple[int, ...]) -> PlaneBackup:
+        """Copy what the output layers of ``source`` hold on ``plane`` now."""
+        index = (*plane, slice(None), slice(None))
+        mask, denoised = self.mask_layer(source), self.denoised_layer(source)
+        return PlaneBackup(
+            mask=np.array(mask.data[index], copy=True) if mask is not None else None,
+            denoised=np.array(denoised.data[index], copy=True) if denoised is not None else None,
+        )
+
+    def restore(self, source: napari.layers.Image, plane: tuple[int, ...], backup: PlaneBackup) -> None:
+        """Put a :meth:`backup` back: both layers return to their state before the run, or neither changes."""
+        index = (*plane, slice(None), slice(None))
+        mask, denoised = self.mask_layer(source), self.denoised_layer(source)
+        if mask is not None:
+            mask.data[index] = backup.mask if backup.mask is not None else 0
+            mask.refresh()
+        if denoised is not None:
+            denoised.data[index] = backup.denoised if backup.denoised is not None else np.nan
+            denoised.refresh()
+
     def write(
         self,
         source: napari.layers.Image,
@@ -65,20 +141,20 @@ class OutputLayers:
         mask: np.ndarray | None = None,
         denoised: np.ndarray | None = None,
     ) -> None:
-        """Write a mask and/or a denoised image into one plane of the output layers."""
-        self._ensure(source)
+        """Write a mask and/or a denoised image into one plane of ``source``'s output layers."""
+        pair = self._ensure(source)
         index = (*plane, slice(None), slice(None))
-        if mask is not None and self.mask is not None:
-            self.mask.data[index] = mask.astype(np.uint8)
-            self.mask.metadata["self2seg"] = metadata
-            self.mask.refresh()
-        if denoised is not None and self.denoised is not None:
-            self.denoised.data[index] = denoised
-            self.denoised.metadata["self2seg"] = metadata
-            if not self._contrast_set:
-                self.denoised.contrast_limits = (float(denoised.min()), float(denoised.max()) + 1e-6)
-                self._contrast_set = True
-            self.denoised.refresh()
+        if mask is not None and pair.mask is not None:
+            pair.mask.data[index] = mask.astype(np.uint8)
+            pair.mask.metadata["self2seg"] = metadata
+            pair.mask.refresh()
+        if denoised is not None and pair.denoised is not None:
+            pair.denoised.data[index] = denoised
+            pair.denoised.metadata["self2seg"] = metadata
+            if not pair.contrast_set:
+                pair.denoised.contrast_limits = (float(np.min(denoised)), float(np.max(denoised)) + 1e-6)
+                pair.contrast_set = True
+            pair.denoised.refresh()
 
 
 def run_metadata(

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import platformdirs
 import torch
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
 
-from ..core import DenoiserConfig, Self2SegConfig, preset
+from ..core import Self2SegConfig, preset
 from ..core.config import DEFAULT_PRESET, INIT_MODES, PRESETS
 
 logger = logging.getLogger(__name__)
@@ -36,16 +35,34 @@ def available_devices() -> list[str]:
     return devices
 
 
-def docstring_parameters(cls: type) -> dict[str, str]:
-    """Parameter descriptions from a numpydoc ``Parameters`` section."""
-    doc = cls.__doc__ or ""
-    section = doc.split("Parameters\n", 1)[-1].split("\n\n    Returns", 1)[0]
-    described: dict[str, str] = {}
-    for match in re.finditer(r"^    (\w[\w, ]*) :[^\n]*\n((?:        [^\n]*\n?)+)", section, re.MULTILINE):
-        text = " ".join(line.strip() for line in match.group(2).splitlines())
-        for name in match.group(1).split(","):
-            described[name.strip()] = text
-    return described
+TOOLTIPS = {
+    "preset": "Starting point for every setting below. 'fast' (default): small denoisers, seconds to a minute. "
+    "'paper': the authors' exact settings, faithful but about 100× slower.",
+    "init": "Where the first guess of the regions comes from. 'boxes': the foreground and background boxes you "
+    "drew (needs at least one of each). 'threshold': bright pixels are foreground. 'denoise-threshold': denoise "
+    "the whole image first, then take its bright pixels. The threshold options ignore the boxes.",
+    "lam": "Smoothness of the outline. Larger λ: smoother outlines, small specks and holes disappear. Too large a "
+    "λ makes the whole image one region — whichever region's denoiser explains the image better overall, which "
+    "is often the foreground — so if the mask floods or vanishes, lower λ. Changing it after a run re-segments "
+    "at once, without retraining. Maths: weight of the total variation in the joint energy (paper eq. 5), on "
+    "the image scaled to [0, 1].",
+    "mu": "Keeps each new mask close to the previous one, so the regions change gradually between steps "
+    "(0 = off). Maths: weight of the proximity term of paper eq. 10, solved by the accelerated primal–dual "
+    "scheme (paper Algorithm 4).",
+    "experts": "How many denoisers learn the image. 2: one for the foreground and one for the background "
+    "(textures, structured backgrounds). 1: a denoiser for the foreground and a plain average brightness for "
+    "the background (fluorescence spots and nuclei on a dark background).",
+    "residual_filter": "Blurs the denoisers' errors before comparing them (1 = off); 3 helps on very noisy "
+    "images. Maths: the mean filter K of paper §3.1, variant 3.",
+    "learning_rate": "How fast the denoisers learn; the default suits almost every image. Maths: the Adam "
+    "learning rate of the Noise2Fast training (paper §4.3).",
+    "max_outer_iter": "Most rounds of 'train the denoisers, then re-draw the mask'. The run usually stops "
+    "earlier, when the energy levels off.",
+    "device": "Where to compute: auto picks a CUDA GPU, then Apple MPS, then the CPU. Only devices available "
+    "here are listed.",
+    "seed": "Seed of the random choices (network start, training samples): the same seed gives the same result.",
+}
+"""Widget tooltips: plain words first, the maths (with paper references) in the last sentence."""
 
 
 def settings_path() -> Path | None:
@@ -60,23 +77,20 @@ class ParameterForm(Container[Widget]):
     """Widgets for every user-facing setting; ``to_config()`` builds the core config."""
 
     def __init__(self) -> None:
-        top = docstring_parameters(Self2SegConfig)
-        den = docstring_parameters(DenoiserConfig)
         defaults = preset()
         self.preset = ComboBox(
             name="preset",
             label="preset",
             choices=list(PRESETS),
             value=DEFAULT_PRESET,
-            tooltip="Starting point of all settings below: 'fast' (default) or 'paper' (the authors' settings, "
-            "slow but faithful).",
+            tooltip=TOOLTIPS["preset"],
         )
         self.init = ComboBox(
             name="init",
             label="initialisation",
             choices=[m for m in INIT_MODES if m != "mask"],
             value=defaults.init,
-            tooltip=top["init"],
+            tooltip=TOOLTIPS["init"],
         )
         self.lam = FloatSpinBox(
             name="lam",
@@ -85,7 +99,7 @@ class ParameterForm(Container[Widget]):
             max=5.0,
             step=0.005,
             value=defaults.lam,
-            tooltip=top["lam"] + " Changing it re-segments at once.",
+            tooltip=TOOLTIPS["lam"],
         )
         self.lam.native.setDecimals(4)
         self.mu = FloatSpinBox(
@@ -95,11 +109,11 @@ class ParameterForm(Container[Widget]):
             max=10.0,
             step=0.01,
             value=defaults.mu,
-            tooltip=top["mu"],
+            tooltip=TOOLTIPS["mu"],
         )
         self.mu.native.setDecimals(4)
         self.experts = ComboBox(
-            name="experts", label="experts", choices=[2, 1], value=defaults.experts, tooltip=top["experts"]
+            name="experts", label="experts", choices=[2, 1], value=defaults.experts, tooltip=TOOLTIPS["experts"]
         )
         self.residual_filter = SpinBox(
             name="residual_filter",
@@ -108,7 +122,7 @@ class ParameterForm(Container[Widget]):
             max=15,
             step=2,
             value=defaults.residual_filter,
-            tooltip=top["residual_filter"],
+            tooltip=TOOLTIPS["residual_filter"],
         )
         self.learning_rate = FloatSpinBox(
             name="learning_rate",
@@ -117,7 +131,7 @@ class ParameterForm(Container[Widget]):
             max=0.1,
             step=1e-4,
             value=defaults.denoiser.learning_rate,
-            tooltip=den["learning_rate"],
+            tooltip=TOOLTIPS["learning_rate"],
         )
         self.learning_rate.native.setDecimals(6)
         self.max_outer_iter = SpinBox(
@@ -126,15 +140,14 @@ class ParameterForm(Container[Widget]):
             min=1,
             max=100,
             value=defaults.max_outer_iter,
-            tooltip=top["max_outer_iter"],
+            tooltip=TOOLTIPS["max_outer_iter"],
         )
         self.device = ComboBox(
             name="device",
             label="device",
             choices=available_devices(),
             value="auto",
-            tooltip="Where to compute: auto picks CUDA, then Apple MPS, then the CPU. "
-            "Only devices available here are listed.",
+            tooltip=TOOLTIPS["device"],
         )
         self.seed = SpinBox(
             name="seed",
@@ -142,7 +155,7 @@ class ParameterForm(Container[Widget]):
             min=0,
             max=2**31 - 1,
             value=0,
-            tooltip="Seed of network initialisation and training-pair draws; same seed, same result.",
+            tooltip=TOOLTIPS["seed"],
         )
         self.restore = PushButton(text="Restore defaults")
         super().__init__(

@@ -1,10 +1,11 @@
-"""A small live plot of the joint energy per outer iteration (no matplotlib)."""
+"""Small live line plots with labelled axes (no matplotlib): the energy and the denoisers' loss."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QPointF, Qt
+from qtpy.QtCore import QPointF, QRectF, Qt
 from qtpy.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
@@ -12,42 +13,143 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class EnergyPlot(QWidget):
-    """Energy (eq. 5) after each outer iteration, as a polyline with markers."""
+@dataclass
+class Series:
+    """One named line of a :class:`TracePlot`: ``(x, y)`` points and an optional text per point."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    name: str
+    colour: str
+    points: list[tuple[float, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    line: bool = True
+
+
+def _short(value: float) -> str:
+    return f"{value:.3g}"
+
+
+class TracePlot(QWidget):
+    """A line plot with a title, axis labels, y range ticks and a legend.
+
+    Parameters
+    ----------
+    title : str
+        Text above the plot.
+    x_label, y_label : str
+        Axis labels.
+    tooltip : str
+        What the plot shows, in plain words.
+    """
+
+    def __init__(self, title: str, x_label: str, y_label: str, tooltip: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.values: tuple[float, ...] = ()
-        self.setMinimumHeight(70)
+        self.title, self.x_label, self.y_label = title, x_label, y_label
+        self.series: dict[str, Series] = {}
+        self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("Joint energy (eq. 5) after each outer iteration; it should go down and level off.")
+        self.setToolTip(tooltip)
 
-    def set_values(self, values: Sequence[float]) -> None:
-        """Replace the plotted energies and repaint."""
-        self.values = tuple(values)
+    def clear(self) -> None:
+        """Remove every line."""
+        self.series = {}
+        self.update()
+
+    def set_series(
+        self,
+        name: str,
+        colour: str,
+        points: Sequence[tuple[float, float]],
+        notes: Sequence[str] = (),
+        *,
+        line: bool = True,
+    ) -> None:
+        """Replace (or add) the line called ``name`` and repaint."""
+        self.series[name] = Series(name, colour, list(points), list(notes), line)
+        self.update()
+
+    def append(self, name: str, colour: str, point: tuple[float, float], note: str = "", *, line: bool = True) -> None:
+        """Add one point to the line called ``name`` (created if needed) and repaint."""
+        series = self.series.setdefault(name, Series(name, colour, line=line))
+        series.points.append(point)
+        series.notes.append(note)
         self.update()
 
     def paintEvent(self, event: QPaintEvent | None) -> None:
-        """Draw the energies scaled to the widget."""
+        """Draw axes, labels and lines scaled to the widget."""
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        w, h, m = self.width(), self.height(), 8
-        painter.setPen(QPen(QColor("#888888")))
-        text = "energy" if not self.values else f"energy {self.values[-1]:.4g}"
-        painter.drawText(m, 12, text)
-        if len(self.values) >= 1:
-            lo, hi = min(self.values), max(self.values)
-            span = (hi - lo) or 1.0
-            n = max(len(self.values) - 1, 1)
-            points = [
-                QPointF(m + (w - 2 * m) * i / n, 16 + (h - 16 - m) * (1 - (v - lo) / span))
-                for i, v in enumerate(self.values)
-            ]
-            painter.setPen(QPen(QColor("#ffd700"), 2))
-            painter.drawPolyline(QPolygonF(points))
-            painter.setBrush(QColor("#ffd700"))
-            for p in points:
-                painter.drawEllipse(p, 2.5, 2.5)
-        painter.setPen(QPen(QColor("#555555"), 1, Qt.PenStyle.DotLine))
-        painter.drawLine(m, h - m, w - m, h - m)
+        grey = QColor("#9a9a9a")
+        w, h = self.width(), self.height()
+        left, right, top, bottom = 48, 8, 18, 28
+        box = QRectF(left, top, max(w - left - right, 1), max(h - top - bottom, 1))
+        painter.setPen(QPen(grey))
+        painter.drawText(4, 13, self.title)
+        painter.drawText(QRectF(left, h - 14, box.width(), 14), Qt.AlignmentFlag.AlignHCenter, self.x_label)
+        painter.save()
+        painter.translate(10, top + box.height() / 2)
+        painter.rotate(-90)
+        painter.drawText(QRectF(-box.height() / 2, -8, box.height(), 14), Qt.AlignmentFlag.AlignHCenter, self.y_label)
+        painter.restore()
+        painter.drawRect(box)
+        points = [p for s in self.series.values() for p in s.points]
+        if not points:
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "no values yet")
+            painter.end()
+            return
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        x0, x1 = min(xs), max(xs)
+        y0, y1 = min(ys), max(ys)
+        xspan, yspan = (x1 - x0) or 1.0, (y1 - y0) or abs(y1) or 1.0
+
+        def at(x: float, y: float) -> QPointF:
+            return QPointF(
+                box.left() + 4 + (box.width() - 8) * (x - x0) / xspan,
+                box.bottom() - 4 - (box.height() - 8) * (y - y0) / yspan,
+            )
+
+        painter.drawText(QRectF(0, top - 2, left - 4, 14), Qt.AlignmentFlag.AlignRight, _short(y1))
+        painter.drawText(QRectF(0, box.bottom() - 12, left - 4, 14), Qt.AlignmentFlag.AlignRight, _short(y0))
+        painter.drawText(QRectF(left, box.bottom() + 1, 40, 14), Qt.AlignmentFlag.AlignLeft, _short(x0))
+        painter.drawText(QRectF(box.right() - 40, box.bottom() + 1, 40, 14), Qt.AlignmentFlag.AlignRight, _short(x1))
+        legend_y = top + 12
+        for series in self.series.values():
+            if not series.points:
+                continue
+            colour = QColor(series.colour)
+            mapped = [at(x, y) for x, y in series.points]
+            painter.setPen(QPen(colour, 2))
+            if series.line and len(mapped) > 1:
+                painter.drawPolyline(QPolygonF(mapped))
+            painter.setBrush(colour)
+            for point, note in zip(mapped, series.notes, strict=False):
+                painter.drawEllipse(point, 2.5, 2.5)
+                if note:
+                    painter.drawText(point + QPointF(4, -4), note)
+            painter.drawText(
+                QRectF(box.right() - 150, legend_y - 11, 146, 14), Qt.AlignmentFlag.AlignRight, series.name
+            )
+            legend_y += 13
         painter.end()
+
+
+def energy_plot() -> TracePlot:
+    """Plot the joint energy after each outer iteration and the energies of λ re-solves."""
+    return TracePlot(
+        "Energy (should fall, then level off)",
+        "outer iteration",
+        "energy",
+        "How well the current mask and denoisers explain the image: lower is better. It should fall and level "
+        "off; the run stops when it does. Re-solves after a λ change are marked with their λ (their energy uses "
+        "that λ, so compare them with each other, not with the run). Maths: the joint energy of paper eq. 5.",
+    )
+
+
+def loss_plot() -> TracePlot:
+    """Plot the denoisers' training loss during the run."""
+    return TracePlot(
+        "Denoiser training loss",
+        "training step (all phases)",
+        "loss",
+        "How far each region's denoiser is from predicting the hidden pixels it is trained on: it should fall "
+        "quickly and flatten. Maths: the masked Noise2Fast loss of paper eq. 12.",
+    )

@@ -58,6 +58,7 @@ class _Run:
         empty = np.zeros(shape, dtype=bool)
         empty.flags.writeable = False
         self.mask = empty
+        self.mask_step = 0
         self.relaxed = _frozen(empty.astype(np.float32))
         self.denoised: np.ndarray | None = None
 
@@ -96,6 +97,7 @@ class _Run:
             outer_iteration=outer,
             step=step,
             mask=self.mask,
+            mask_step=self.mask_step,
             relaxed=self.relaxed,
             denoised=self.denoised,
             energies=tuple(self.energies),
@@ -108,13 +110,21 @@ class _Run:
 
 
 def to_input_scale(normalised: torch.Tensor, lo: float, hi: float) -> np.ndarray:
-    """Map a [0, 1] image back to ``[lo, hi]`` as a read-only float32 array.
+    """Map a [0, 1] image back to ``[lo, hi]`` as a read-only array.
 
     Written as ``(1 - n) lo + n hi`` so that it cannot overflow even when
-    ``hi - lo`` exceeds the largest float (inputs near ±1e308).
+    ``hi - lo`` exceeds the largest float (inputs near ±1e308). float32,
+    unless the input's values lie beyond float32's range: then float64.
     """
     n = normalised.detach().to("cpu", torch.float64)
-    return _frozen(((1.0 - n) * lo + n * hi).to(torch.float32))
+    scaled = ((1.0 - n) * lo + n * hi).numpy()
+    if max(abs(lo), abs(hi)) <= FLOAT32_MAX:
+        scaled = scaled.astype(np.float32)
+    scaled.flags.writeable = False
+    return scaled
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def single_region(mask: torch.Tensor | np.ndarray) -> str | None:
@@ -338,7 +348,7 @@ def _alternate(
             )
         u = pd_state.u
         hard = u >= 0.5
-        run.mask, run.relaxed = _frozen(hard), _frozen(u)
+        run.mask, run.relaxed, run.mask_step = _frozen(hard), _frozen(u), kept.step
         run.denoised = run.to_input_scale(torch.where(hard, out_fg, out_bg))
         message = f"segmentation {outer} done" if not degenerate else f"segmentation {outer} became one region"
         run.receive((yield run.snapshot(Phase.SEGMENT, outer, message, step=steps, gap=gap)))
@@ -507,7 +517,7 @@ def resegment(
             pass
     energy = float(joint_energy(state.u, residual_fg, residual_bg, lam))
     mask = _frozen(state.u >= 0.5)
-    denoised = np.where(mask, result.denoised_fg, result.denoised_bg).astype(np.float32)
+    denoised = np.where(mask, result.denoised_fg, result.denoised_bg)
     denoised.flags.writeable = False
     everything = single_region(mask)
     stop_reason = f"re-segmented with λ = {lam:g}"

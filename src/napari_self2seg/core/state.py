@@ -72,9 +72,10 @@ class SegmentationResult:
         Relaxed indicator ``u`` in [0, 1], float32.
     denoised : numpy.ndarray
         Composite ``round(u) D_F(f) + (1 - round(u)) D_B(f)`` (paper §2.4) in
-        the input's intensity scale, float32.
+        the input's intensity scale, float32 (float64 for inputs beyond
+        float32's range).
     denoised_fg, denoised_bg : numpy.ndarray
-        Each expert's denoising of the whole image, input scale, float32
+        Each expert's denoising of the whole image, input scale, same dtype
         (constant for a constant background).
     energies : tuple of float
         Joint energy (eq. 5) after each outer iteration, index 0 after the
@@ -142,6 +143,9 @@ class SolverState:
         Gradient step (training phases) or primal–dual iteration (segment).
     mask : numpy.ndarray
         Current binary mask (bool).
+    mask_step : int
+        The segmentation step ``mask`` comes from; 0 means it is still the
+        initial regions (no complete mask yet).
     relaxed : numpy.ndarray
         Current relaxed indicator ``u`` (float32).
     denoised : numpy.ndarray or None
@@ -164,6 +168,7 @@ class SolverState:
     outer_iteration: int
     step: int
     mask: np.ndarray
+    mask_step: int
     relaxed: np.ndarray
     denoised: np.ndarray | None
     energies: tuple[float, ...]
