@@ -61,8 +61,9 @@ def read_image(path: Path) -> np.ndarray:
 
             with Image.open(io.BytesIO(path.read_bytes())) as picture:  # no file handle left open on failure
                 if picture.mode in ("P", "PA", "CMYK"):  # palette/CMYK: their colours, not their indices
-                    picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
-                array = np.asarray(picture)
+                    array = np.asarray(picture.convert("RGBA" if "transparency" in picture.info else "RGB"))
+                else:
+                    array = np.asarray(picture)
     except Exception as error:  # readers raise many kinds; all mean "not readable"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
