@@ -409,10 +409,11 @@ class Self2SegWidget(Container[Widget]):
             job["losses"] += 1
             self.loss_plot.append(name, colour, (job["losses"], state.loss))
         self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
-        self._set_progress(run_fraction(state, job["config"].max_outer_iter), PHASE_WORDS[state.phase])
-        self.status.value = f"Outer iteration {state.outer_iteration} · {state.message} · {state.elapsed:.1f} s"
         if state.result is not None:
             self._finish(state.result, state.elapsed)
+            return
+        self._set_progress(run_fraction(state, job["config"].max_outer_iter), PHASE_WORDS[state.phase])
+        self.status.value = f"Outer iteration {state.outer_iteration} · {state.message} · {state.elapsed:.1f} s"
 
     def _finish(self, result: SegmentationResult, elapsed: float) -> None:
         """Show a finished run: its mask, or a clear warning when it ended in one region."""
@@ -595,7 +596,8 @@ class Self2SegWidget(Container[Widget]):
         removed = event.value
         if self.reseg_worker is not None and removed is self._result_job.get("image"):
             wait_for_threads()  # never emit into Qt objects that are being deleted
-        if self.worker is not None and removed in (self._job.get("image"), self._job.get("boxes")):
+        stopping = "stop_reason" in self._job  # a second input of the same run went: already reported
+        if self.worker is not None and removed in (self._job.get("image"), self._job.get("boxes")) and not stopping:
             # Also what happens when the viewer closes: wait for the thread, so that it never
             # emits into Qt objects that are being deleted.
             self.worker.quit()
@@ -604,4 +606,4 @@ class Self2SegWidget(Container[Widget]):
             self._job["stop_reason"] = message
             if isalive(self.native):
                 self.status.value = message
-                self._notify(show_warning, message)  # deferred: see _notify; skipped when the viewer closes
+                self._notify(show_warning, message)
