@@ -4,7 +4,7 @@ Usage::
 
     xvfb-run -a .venv/bin/python docs/make_screenshots.py
 
-Writes ``docs/images/{boxes,mid_run,finished,tuned}.png``.
+Writes ``docs/images/{boxes,mid_run,finished,tuned,layers,lambda_warning}.png``.
 """
 
 from __future__ import annotations
@@ -70,8 +70,15 @@ def main() -> None:
     wait(lambda: widget.worker is None)
     print(f"Run pressed -> first mask update in the viewer: {widget._job['first_mask_s']:.1f} s (256², this machine)")
     shot(viewer, "finished.png")
-    widget.params.lam.value = 0.5
+    widget.params.lam.value = 0.05
+    wait(lambda: widget.reseg_worker is None)
     shot(viewer, "tuned.png")
+    widget.show_denoised.value = True  # layer list: image < denoised (now shown) < mask < boxes
+    shot(viewer, "layers.png")
+    widget.show_denoised.value = False
+    widget.params.lam.value = 5.0  # far too large: the whole image would become one region
+    wait(lambda: widget.reseg_worker is None)
+    shot(viewer, "lambda_warning.png")
     viewer.close()
 
 

@@ -1,0 +1,246 @@
+"""Robustness suite: the default run against intensity baselines on broad, seeded families of images.
+
+Families (all synthetic except ``dsb``, which reads ``../shared/data``):
+
+* ``textures``: 12 equal-mean texture pairs (stripes at several angles and periods,
+  checkerboards, dots, grain, mixed) on regions of several shapes, at noise 0.1 and 0.3
+  (texture amplitude 0.25), boxes of 24–48 px placed inside each region — 24 cases;
+* ``shapes``: a brighter region of various shapes covering 10–60 % of the image;
+* ``nuclei``: synthetic nuclei, plain, with a bias field, with uneven brightness, touching;
+* ``dsb``: the four 256² quadrants of the shared DSB2018 image at σ = 10, 30, 50, with a
+  box inside a nucleus and one in the background (as a user would draw them).
+
+Each case runs the package's defaults (``segment(image, fg_boxes=…, bg_boxes=…)``: the
+``fast`` preset, boxes, seed 0) and reports its Dice, whether it flooded (> 95 % foreground)
+or vanished (< 0.5 %) or ended ``degenerate``, and the Dice of Otsu, TV(0.1)+Otsu and
+skimage ``chan_vese``. Intensity baselines take the brighter phase as foreground, except on
+textures, where no phase is brighter and they get the better of both polarities.
+
+Usage::
+
+    python benchmarks/robustness.py                       # everything (about 10 min on 2 cores)
+    python benchmarks/robustness.py --family textures --out benchmarks/out/robustness.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from napari_self2seg.datasets import SyntheticImage
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+FAMILIES = ("textures", "shapes", "nuclei", "dsb")
+
+# (fg texture, period, angle), (bg texture, period, angle): the first is the issue's flooding pair
+TEXTURE_PAIRS = [
+    (("checkerboard", 12, 0), ("stripes", 9, 45)),
+    (("stripes", 8, 0), ("stripes", 8, 90)),
+    (("stripes", 6, 45), ("stripes", 6, -45)),
+    (("stripes", 10, 0), ("stripes", 5, 0)),
+    (("checkerboard", 8, 0), ("checkerboard", 16, 0)),
+    (("dots", 10, 0), ("grain", 8, 0)),
+    (("dots", 8, 0), ("stripes", 8, 30)),
+    (("grain", 4, 0), ("grain", 14, 0)),
+    (("checkerboard", 12, 30), ("dots", 12, 0)),
+    (("stripes", 12, 60), ("checkerboard", 10, 0)),
+    (("grain", 6, 0), ("stripes", 7, 120)),
+    (("dots", 14, 0), ("checkerboard", 14, 45)),
+]
+REGIONS = [("disk", 0.3), ("star", 0.35), ("ellipse", 0.25), ("blobs", 0.3), ("band", 0.4), ("disk", 0.45)]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One image of the suite."""
+
+    family: str
+    name: str
+    sample: SyntheticImage
+    polarity_free: bool  # textures: no brighter phase
+
+
+def texture_cases(size: int) -> Iterator[Case]:
+    from napari_self2seg.datasets import blob_mask, texture, texture_pair
+
+    shape = (size, size)
+    for i, (fg, bg) in enumerate(TEXTURE_PAIRS):
+        region, fraction = REGIONS[i % len(REGIONS)]
+        truth = blob_mask(shape, fraction, kind=region, seed=i)
+        fg_tex = texture(fg[0], shape, period=fg[1], angle=fg[2], seed=2 * i)
+        bg_tex = texture(bg[0], shape, period=bg[1], angle=bg[2], seed=2 * i + 1)
+        for noise in (0.1, 0.3):
+            box = (24, 32, 40, 48)[i % 4]
+            sample = texture_pair(fg_tex, bg_tex, truth, noise=noise, seed=i, box=box)
+            name = f"{fg[0]}{fg[1]}@{fg[2]} vs {bg[0]}{bg[1]}@{bg[2]}, {region}, noise {noise}"
+            yield Case("textures", name, sample, polarity_free=True)
+
+
+def shape_cases(size: int) -> Iterator[Case]:
+    from napari_self2seg.datasets import SyntheticImage, blob_mask, inner_box
+
+    for i, (kind, fraction) in enumerate(
+        [("disk", 0.1), ("ellipse", 0.25), ("blobs", 0.3), ("star", 0.4), ("band", 0.6)]
+    ):
+        truth = blob_mask((size, size), fraction, kind=kind, seed=i)
+        clean = np.where(truth, 0.6, 0.4)
+        noisy = clean + np.random.default_rng(i).normal(0, 0.2, clean.shape)
+        sample = SyntheticImage(
+            noisy.astype(np.float32), clean.astype(np.float32), truth, inner_box(truth, 32), inner_box(~truth, 32)
+        )
+        yield Case("shapes", f"{kind} {fraction:.0%} foreground, noise 0.2", sample, polarity_free=False)
+
+
+def nuclei_cases(size: int) -> Iterator[Case]:
+    from napari_self2seg.datasets import synthetic_nuclei
+
+    variants = {"plain": {}, "bias field": {"bias": 0.8}, "uneven brightness": {"brightness_spread": 0.6}}
+    variants["touching"] = {"touching": True}
+    for name, kwargs in variants.items():
+        for seed in (0, 1):
+            sample = synthetic_nuclei(size, seed=seed, **kwargs)  # type: ignore[arg-type]
+            yield Case("nuclei", f"{name}, seed {seed}", sample, polarity_free=False)
+
+
+def dsb_cases() -> Iterator[Case]:
+    import tifffile
+
+    from napari_self2seg.datasets import SyntheticImage, inner_box
+
+    noisy_all = np.load(SHARED / "dsb2018_img2d_noisy_seed0.npz")
+    clean_all = tifffile.imread(SHARED / "dsb2018_stardist_img2d.tif").astype(np.float32)
+    truth_all = tifffile.imread(SHARED / "dsb2018_stardist_mask2d.tif") > 0
+    for sigma in (10, 30, 50):
+        for qy in (0, 256):
+            for qx in (0, 256):
+                crop = (slice(qy, qy + 256), slice(qx, qx + 256))
+                truth = truth_all[crop]
+                sample = SyntheticImage(
+                    noisy_all[f"n{sigma}"][crop], clean_all[crop], truth, inner_box(truth, 16), inner_box(~truth, 40)
+                )
+                yield Case("dsb", f"σ {sigma}, crop ({qy}, {qx})", sample, polarity_free=False)
+
+
+def cases(family: str, size: int) -> Iterator[Case]:
+    if family == "textures":
+        return texture_cases(size)
+    if family == "shapes":
+        return shape_cases(size)
+    if family == "nuclei":
+        return nuclei_cases(size)
+    return dsb_cases()
+
+
+def baselines(image: np.ndarray, truth: np.ndarray, polarity_free: bool) -> dict[str, float]:
+    """Dice of Otsu, TV(0.1)+Otsu and chan_vese on the [0, 1]-normalised image."""
+    from evaluate_dsb import chan_vese, denoise_tv, threshold_otsu  # typed wrappers of the skimage functions
+    from napari_self2seg.core import dice
+
+    f = (image - image.min()) / max(float(np.ptp(image)), 1e-12)
+
+    def score(mask: np.ndarray, values: np.ndarray) -> float:
+        if polarity_free:
+            return max(dice(mask, truth), dice(~mask, truth))
+        brighter = values[mask].mean() >= values[~mask].mean() if mask.any() and (~mask).any() else True
+        return dice(mask if brighter else ~mask, truth)
+
+    tv = denoise_tv(f, weight=0.1)
+    cv = chan_vese(f, mu=0.25, lambda1=1, lambda2=1, tol=1e-3, max_num_iter=500, dt=0.5).astype(bool)
+    return {
+        "otsu": score(f > threshold_otsu(f), f),
+        "tv_otsu": score(tv > threshold_otsu(tv), f),
+        "chan_vese": score(cv, f),
+    }
+
+
+def run_case(case: Case, device: str) -> dict[str, Any]:
+    from napari_self2seg.core import dice, segment
+
+    s = case.sample
+    t0 = time.perf_counter()
+    result = segment(s.image, fg_boxes=[s.fg_box], bg_boxes=[s.bg_box], seed=0, device=device)
+    seconds = time.perf_counter() - t0
+    fraction = float(result.mask.mean())
+    return {
+        "family": case.family,
+        "case": case.name,
+        "self2seg": dice(result.mask, s.truth),
+        "seconds": seconds,
+        "foreground": fraction,
+        "truth_foreground": float(s.truth.mean()),
+        "flooded": fraction > 0.95,
+        "vanished": fraction < 0.005,
+        "degenerate": result.degenerate,
+        "stop_reason": result.stop_reason,
+        "lam": result.config.lam,
+        **baselines(s.image, s.truth, case.polarity_free),
+    }
+
+
+def family_summary(rows: list[dict[str, Any]]) -> str:
+    def stats(key: str) -> str:
+        values = [r[key] for r in rows]
+        return f"{np.mean(values):.3f} / {min(values):.3f}"
+
+    bad = sum(r["flooded"] or r["vanished"] or r["degenerate"] for r in rows)
+    worst = min(rows, key=lambda r: r["self2seg"])
+    return (
+        f"{rows[0]['family']:>8} ({len(rows):2d} cases) mean/worst Dice: self2seg {stats('self2seg')} | "
+        f"otsu {stats('otsu')} | tv_otsu {stats('tv_otsu')} | chan_vese {stats('chan_vese')} | "
+        f"degenerate {bad} | worst: {worst['case']} ({worst['self2seg']:.3f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--size", type=int, default=128, help="side of the synthetic images (default 128)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many cases per family (smoke test)")
+    parser.add_argument("--out", type=Path, default=None, help="write every case as JSON here")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    summaries = []
+    for family in args.family:
+        family_rows = []
+        for i, case in enumerate(cases(family, args.size)):
+            if args.limit is not None and i >= args.limit:
+                break
+            row = run_case(case, args.device)
+            family_rows.append(row)
+            flag = " FLOODED" if row["flooded"] else " VANISHED" if row["vanished"] else ""
+            flag += " degenerate" if row["degenerate"] else ""
+            print(
+                f"{family:>8} | {case.name:<58} | self2seg {row['self2seg']:.3f} ({row['seconds']:.1f} s, "
+                f"fg {row['foreground']:.0%}/{row['truth_foreground']:.0%}) | otsu {row['otsu']:.3f} "
+                f"tv_otsu {row['tv_otsu']:.3f} chan_vese {row['chan_vese']:.3f}{flag}",
+                flush=True,
+            )
+        rows += family_rows
+        summaries.append(family_summary(family_rows))
+    print()
+    for line in summaries:
+        print(line)
+    worst = min(rows, key=lambda r: r["self2seg"])
+    print(f"worst case overall: {worst['family']} / {worst['case']}: Dice {worst['self2seg']:.3f}")
+    print(f"total {time.perf_counter() - started:.0f} s")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
