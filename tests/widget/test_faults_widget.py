@@ -77,7 +77,9 @@ def test_one_region_resolve_warns_keeps_the_mask_and_can_be_undone(dock: Any, qt
     assert dock.params.lam.value == pytest.approx(0.02)
     np.testing.assert_array_equal(dock.viewer.layers[MASK].data, run_mask)
     assert not dock.undo_lam.enabled
-    assert dock.energy_plot.series["λ re-solves"].notes == ["λ=3"]
+    assert "λ re-solves" not in dock.energy_plot.series  # a re-solve that is not shown is not plotted either
+    set_lambda(dock, qtbot, 0.05)
+    assert dock.energy_plot.series["λ re-solves"].notes == ["λ=0.05"]
 
 
 def test_one_region_run_warns_keeps_earlier_results_and_progress_is_not_full(dock: Any, qtbot: Any) -> None:

@@ -551,15 +551,6 @@ class Self2SegWidget(Container[Widget]):
                 return  # a new run replaced this one meanwhile: its results win
             if job["image"] not in self.viewer.layers:
                 return
-            self._resolves = [*self._resolves[-7:], (lam, result.energies[0])]
-            n = len(run.energies)
-            self.energy_plot.set_series(
-                "λ re-solves",
-                "#ff6060",
-                [(n + i, e) for i, (_, e) in enumerate(self._resolves)],
-                [f"λ={v:g}" for v, _ in self._resolves],
-                line=False,
-            )
             if result.degenerate:
                 shown = self.result.config.lam if self.result is not None else run.config.lam
                 everything = "foreground" if result.mask.all() else "background"
@@ -571,6 +562,15 @@ class Self2SegWidget(Container[Widget]):
                 self._notify(show_warning, message)
                 return
             self._show(result)
+            self._resolves = [*self._resolves[-7:], (lam, result.energies[0])]  # the shown re-solves only
+            n = len(run.energies)
+            self.energy_plot.set_series(
+                "λ re-solves",
+                "#ff6060",
+                [(n + i, e) for i, (_, e) in enumerate(self._resolves)],
+                [f"λ={v:g}" for v, _ in self._resolves],
+                line=False,
+            )
             self.status.value = (
                 f"Re-segmented with λ = {lam:g} in {time.perf_counter() - started:.2f} s (denoisers kept)."
             )

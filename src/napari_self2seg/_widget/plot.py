@@ -25,7 +25,10 @@ class Series:
 
 
 def _short(value: float) -> str:
-    return f"{value:.3g}"
+    """At most about six characters: 1234, 0.0391, 5.2e-05."""
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.1e}"
+    return f"{value:.4g}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 class TracePlot(QWidget):
@@ -80,7 +83,7 @@ class TracePlot(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         grey = QColor("#9a9a9a")
         w, h = self.width(), self.height()
-        left, right, top, bottom = 48, 8, 18, 28
+        left, right, top, bottom = 60, 8, 18, 28
         box = QRectF(left, top, max(w - left - right, 1), max(h - top - bottom, 1))
         painter.setPen(QPen(grey))
         painter.drawText(4, 13, self.title)
@@ -123,8 +126,10 @@ class TracePlot(QWidget):
             painter.setBrush(colour)
             for point, note in zip(mapped, series.notes, strict=False):
                 painter.drawEllipse(point, 2.5, 2.5)
-                if note:
-                    painter.drawText(point + QPointF(4, -4), note)
+                if note:  # beside the point, to its left near the right edge
+                    width = painter.fontMetrics().horizontalAdvance(note)
+                    shift = -width - 4 if point.x() + width + 4 > box.right() else 4
+                    painter.drawText(point + QPointF(shift, -4), note)
             painter.drawText(
                 QRectF(box.right() - 150, legend_y - 11, 146, 14), Qt.AlignmentFlag.AlignRight, series.name
             )
