@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--mu", type=float, default=None, help="proximity weight µ (eq. 10)")
     seg.add_argument("--experts", type=int, choices=(1, 2), default=None, help="1: constant background; 2: two experts")
     seg.add_argument("--max-outer", type=int, default=None, help="maximum number of segmentation steps")
+    seg.add_argument(
+        "--residual",
+        choices=("full", "blind"),
+        default=None,
+        help="region residual: full (paper, default) or blind (checkerboard prediction; fewer floods on textures)",
+    )
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     seg.add_argument("--mask-out", type=Path, required=True, help="output mask TIFF (uint8, 0/1)")
@@ -152,7 +158,13 @@ def _consume(stream: Iterator[SolverState], quiet: bool) -> SegmentationResult:
 def _segment(args: argparse.Namespace) -> None:
     config = preset(args.preset)
     init = cast("InitMode", args.init or ("boxes" if args.fg_box or args.bg_box else "denoise-threshold"))
-    overrides = {"lam": args.lam, "mu": args.mu, "experts": args.experts, "max_outer_iter": args.max_outer}
+    overrides = {
+        "lam": args.lam,
+        "mu": args.mu,
+        "experts": args.experts,
+        "max_outer_iter": args.max_outer,
+        "residual": args.residual,
+    }
     config = dataclasses.replace(config, init=init, **{k: v for k, v in overrides.items() if v is not None})
     image = read_image(args.image)
     stream = iterate(image, config, fg_boxes=args.fg_box, bg_boxes=args.bg_box, seed=args.seed, device=args.device)

@@ -8,10 +8,11 @@ import torch
 
 from napari_self2seg.core.config import DenoiserConfig
 from napari_self2seg.core.denoiser.network import Noise2FastNet
-from napari_self2seg.core.denoiser.sampling import checkerboard_pairs, column_halves, row_halves
+from napari_self2seg.core.denoiser.sampling import checkerboard_pairs, column_halves, merge_row_halves, row_halves
 from napari_self2seg.core.denoiser.training import (
     TrainedExpert,
     TrainingProgress,
+    blind_prediction,
     has_collapsed,
     masked_loss,
     train_expert,
@@ -169,3 +170,40 @@ def test_validation_interval_and_patience_count_validations() -> None:
     assert trained.steps % 4 == 0 and trained.steps >= 4 * 3
     # the score only changes at validation steps
     assert all(scores[i] == scores[i - 1] for i in range(1, len(scores)) if (i + 1) % 4 != 0)
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (6, 7), (7, 8), (7, 7)])
+def test_merging_the_row_halves_inverts_the_split(shape: tuple[int, int]) -> None:
+    idx = index_image(*shape)
+    even = idx[: shape[0] // 2 * 2]
+    fill = torch.full_like(idx, -1.0)
+    merged = merge_row_halves(*row_halves(even), fill)
+    torch.testing.assert_close(merged[: even.shape[0]], even)
+    assert (merged[even.shape[0] :] == -1).all()  # an odd last row keeps the fill
+
+
+def test_blind_prediction_never_sees_the_pixel_it_predicts() -> None:
+    gen = torch.Generator().manual_seed(0)
+    net = Noise2FastNet(4, 1, generator=gen)
+    image = torch.rand(16, 12, generator=gen)
+    base = blind_prediction(net, image, torch.zeros_like(image))
+    changed_elsewhere = 0
+    for y, x in [(0, 0), (3, 5), (8, 11), (15, 6), (10, 1)]:
+        poked = image.clone()
+        poked[y, x] += 0.5
+        again = blind_prediction(net, poked, torch.zeros_like(image))
+        assert again[y, x] == base[y, x]  # J-invariance: the pixel's own value plays no part
+        changed_elsewhere += int((again != base).sum())
+    assert changed_elsewhere > 0  # but the neighbours' predictions do use it
+
+
+def test_blind_residual_of_a_copying_denoiser_is_twice_the_noise_variance() -> None:
+    # A "denoiser" that copies its input has zero full-image residual: it would win every pixel of
+    # eq. 5. Its blind residual is E[(n_p - n_q)^2] = 2σ² on white noise: copying noise gains nothing.
+    sigma = 0.1
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0.5, sigma, (128, 128))).float()
+    copy = torch.nn.Identity()
+    full = float(((noise - copy(noise)) ** 2).mean())
+    blind = float(((noise - blind_prediction(copy, noise, noise)) ** 2).mean())
+    assert full == 0.0
+    assert blind == pytest.approx(2 * sigma**2, rel=0.05)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 InitMode = Literal["boxes", "threshold", "denoise-threshold", "mask"]
+ResidualMode = Literal["full", "blind"]
+RESIDUAL_MODES: tuple[ResidualMode, ...] = ("full", "blind")
 INIT_MODES: tuple[InitMode, ...] = ("boxes", "threshold", "denoise-threshold", "mask")
 
 
@@ -209,6 +211,16 @@ class Self2SegConfig:
     residual_filter : int
         Size of the mean filter applied to the expert residuals before
         squaring (paper §3.1 variant 3; paper: 3 for σ ≥ 30). 1 means off.
+    residual : {"full", "blind"}
+        What an expert's region residual compares with the image. ``"full"``
+        (paper eq. 5): its denoising ``D(f)`` of the whole image. ``"blind"``:
+        its prediction of each pixel from the other checkerboard half, which
+        never sees the pixel's own noise, so the residual measures how well
+        the expert explains the signal; with ``"full"`` the expert that
+        denoises less has the smaller residual everywhere and can take the
+        whole image. Beyond the paper and not yet the default: it prevents
+        most floods on the texture suite but scores lower on the bundled
+        two-texture sample (docs/robustness.md).
     max_outer_iter : int
         Maximum number of segmentation steps (outer iterations).
     stop_ratio : float
@@ -226,6 +238,7 @@ class Self2SegConfig:
     init: InitMode = "boxes"
     threshold: float = 0.5
     residual_filter: int = 1
+    residual: ResidualMode = "full"
     max_outer_iter: int = 10
     stop_ratio: float = 0.15
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
@@ -246,6 +259,10 @@ class Self2SegConfig:
         _require(
             self.init in INIT_MODES,
             f"init must be one of {', '.join(INIT_MODES)}; got {self.init!r}",
+        )
+        _require(
+            self.residual in RESIDUAL_MODES,
+            f"residual must be one of {', '.join(RESIDUAL_MODES)}; got {self.residual!r}",
         )
         _require(
             0.0 < self.threshold < 1.0,

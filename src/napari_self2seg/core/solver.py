@@ -289,16 +289,18 @@ def _alternate(
         if outer > 0 and not den_cfg.warm_start:
             fg_net = new_net()
             bg_net = new_net() if config.experts == 2 else None
-        out_fg = (yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")).output
+        fg_expert = yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")
+        out_fg, pred_fg = fg_expert.output, fg_expert.blind if config.residual == "blind" else fg_expert.output
         if bg_net is not None:
-            out_bg = (yield from train(bg_net, bg_region, Phase.TRAIN_BACKGROUND, outer, "train_background")).output
+            bg_expert = yield from train(bg_net, bg_region, Phase.TRAIN_BACKGROUND, outer, "train_background")
+            out_bg, pred_bg = bg_expert.output, bg_expert.blind if config.residual == "blind" else bg_expert.output
         else:
             t0 = time.perf_counter()
             weight = bg_region.to(f.dtype) if outer == 0 else 1.0 - u
-            out_bg = weighted_mean(f, weight).expand_as(f)
+            out_bg = pred_bg = weighted_mean(f, weight).expand_as(f)
             run.timings["train_background"] += time.perf_counter() - t0
-        residual_fg = squared_residual(f, out_fg, config.residual_filter)
-        residual_bg = squared_residual(f, out_bg, config.residual_filter)
+        residual_fg = squared_residual(f, pred_fg, config.residual_filter)
+        residual_bg = squared_residual(f, pred_bg, config.residual_filter)
         run.energies.append(float(joint_energy(u, residual_fg, residual_bg, run.config.lam)))
         run.denoised = run.to_input_scale(torch.where(u >= 0.5, out_fg, out_bg))
         run.receive(

@@ -78,3 +78,18 @@ def checkerboard_pairs(image: torch.Tensor, mask: torch.Tensor) -> tuple[Trainin
         return TrainingPair(src[None, None], tgt[None, None], msk[None, None])
 
     return (pair(b, a, ma), pair(a, b, mb), pair(d, c, mc), pair(c, d, md))
+
+
+def merge_row_halves(a: torch.Tensor, b: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`row_halves`: put ``A`` and ``B`` back at their pixels of an image like ``fill``.
+
+    Pixels the halves do not cover (an odd last row or column) keep ``fill``'s values.
+    """
+    out = fill.clone()
+    h, w = 2 * a.shape[-2], a.shape[-1]
+    o = out[..., :h, :w]
+    o[..., 1::2, 0::2] = a[..., :, 0::2]
+    o[..., 0::2, 1::2] = a[..., :, 1::2]
+    o[..., 0::2, 0::2] = b[..., :, 0::2]
+    o[..., 1::2, 1::2] = b[..., :, 1::2]
+    return out

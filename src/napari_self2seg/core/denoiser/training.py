@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .sampling import TrainingPair, checkerboard_pairs
+from .sampling import TrainingPair, checkerboard_pairs, merge_row_halves, row_halves
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -48,6 +48,9 @@ class TrainedExpert:
     output : torch.Tensor
         The expert's denoising of the whole image, ``(H, W)``: the mean of the
         last validation outputs.
+    blind : torch.Tensor
+        Blind prediction of every pixel from the other checkerboard half (see
+        :func:`blind_prediction`), ``(H, W)``, with the final weights.
     steps : int
         Gradient steps taken.
     best_score : float
@@ -57,9 +60,29 @@ class TrainedExpert:
     """
 
     output: torch.Tensor
+    blind: torch.Tensor
     steps: int
     best_score: float
     retried: bool
+
+
+def blind_prediction(net: torch.nn.Module, image: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Predict every pixel without looking at it: ``A`` from ``B`` and ``B`` from ``A`` (eq. 12's pairs).
+
+    The row-compacted checkerboard halves ``A`` and ``B`` of :func:`row_halves`
+    cover every pixel once; the network, applied to one half, predicts the
+    other, as in training. Such a prediction is independent of the pixel's own
+    noise, so ``E[(f - prediction)^2] = σ² + E[(clean - prediction)^2]``
+    (J-invariance, Noise2Self, Batson & Royer 2019): its residual measures how
+    well an expert explains the signal, not how closely it copies the noise —
+    a full-image output ``D(f)`` that denoises less scores a smaller residual
+    everywhere. An odd last row takes ``fill``.
+    """
+    a, b = row_halves(image[..., : (image.shape[-2] // 2) * 2, :])
+    with torch.no_grad():
+        pred_a = net(b[None, None])[0, 0]
+        pred_b = net(a[None, None])[0, 0]
+    return merge_row_halves(pred_a, pred_b, fill)
 
 
 def masked_loss(prediction: torch.Tensor, pair: TrainingPair) -> torch.Tensor:
@@ -202,4 +225,5 @@ def train_expert(
     if retried:
         output, more, best = yield from _run(net, image, region, sampler, config.collapse_lr, config)
         steps += more
-    return TrainedExpert(output.detach(), steps, best, retried)
+    blind = blind_prediction(net, image, output)
+    return TrainedExpert(output.detach(), blind, steps, best, retried)
