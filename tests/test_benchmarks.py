@@ -27,3 +27,19 @@ def test_dsb_evaluation_quick_mode_runs_end_to_end(tmp_path: Path) -> None:
     for method in (*methods, "self2seg_1", "self2seg_2"):
         assert f"| {method} |" in page
     assert (tmp_path / "images" / "dsb_methods.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_robustness_suite_smoke_run_reports_every_column(tmp_path: Path) -> None:
+    out = tmp_path / "robustness.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "robustness.py"), "--family", "shapes", "--limit", "1"]
+    proc = subprocess.run(
+        [*command, "--size", "64", "--out", str(out)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "shapes ( 1 cases) mean/worst Dice" in proc.stdout and "worst case overall" in proc.stdout
+    import json
+
+    (row,) = json.loads(out.read_text())
+    assert {"self2seg", "otsu", "tv_otsu", "chan_vese", "flooded", "vanished", "degenerate"} <= set(row)
+    assert row["self2seg"] > 0.9 and not row["degenerate"]  # a bright disk on a dark background
