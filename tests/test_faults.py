@@ -26,6 +26,8 @@ from napari_self2seg.core import (
     segment,
 )
 
+from .conftest import failing_stream
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -257,18 +259,7 @@ def test_cli_run_failure_writes_nothing_and_keeps_earlier_files(
     mask, record = tmp_path / "mask.tif", tmp_path / "run.json"
     tifffile.imwrite(mask, np.full((4, 4), 7, np.uint8))
     record.write_text('{"old": true}')
-    from napari_self2seg.core import iterate as real
-
-    def failing(*args: Any, **kwargs: Any) -> Any:
-        stream = real(*args, **kwargs)
-
-        def gen() -> Any:
-            yield next(stream)
-            raise RuntimeError("CUDA error: device-side assert triggered")
-
-        return gen()
-
-    monkeypatch.setattr(cli, "iterate", failing)
+    monkeypatch.setattr(cli, "iterate", failing_stream("CUDA error: device-side assert triggered"))
     argv = ["segment", str(source), *_boxes(textures), "--mask-out", str(mask), "--json-out", str(record)]
     assert cli.main(argv) == 1
     assert "no output was written" in capsys.readouterr().err

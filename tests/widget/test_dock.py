@@ -10,6 +10,7 @@ from napari.utils.notifications import notification_manager
 from napari_self2seg._widget.layers import denoised_name, mask_name
 from napari_self2seg.core import dice
 
+from ..conftest import failing_stream
 from .conftest import add_textures
 
 pytestmark = pytest.mark.qt
@@ -141,17 +142,7 @@ def test_lambda_change_during_run_is_sent_to_the_worker(dock: Any, qtbot: Any) -
 def test_worker_exception_reaches_a_notification_and_reenables_run(
     dock: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from napari_self2seg.core import iterate as real_iterate
-
-    def failing(*args: Any, **kwargs: Any) -> Any:
-        stream = real_iterate(*args, **kwargs)
-
-        def gen() -> Any:
-            yield next(stream)
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-        return gen()
-
+    failing = failing_stream("CUDA out of memory. Tried to allocate 2.00 GiB")
     monkeypatch.setattr("napari_self2seg._widget.dock.iterate", failing)
     add_textures(dock.viewer)
     dock.start()
@@ -265,6 +256,9 @@ def test_stack_runs_on_the_shown_plane_only(dock: Any, qtbot: Any) -> None:
     wait_idle(qtbot, dock)
     assert not any("on other planes" in m for m in messages())  # all boxes are on the shown plane
     mask = viewer.layers[mask_name("stack")].data
+    denoised = viewer.layers[denoised_name("stack")].data
+    assert np.isfinite(denoised[1]).all()
+    assert np.isnan(denoised[0]).all() and np.isnan(denoised[2]).all()  # unrun planes stay transparent
     assert mask.shape == stack.shape
     assert mask[1].any() and not mask[0].any() and not mask[2].any()
 

@@ -207,23 +207,6 @@ def test_outputs_are_named_after_their_image_and_keep_the_input_visible(dock: An
     assert viewer.layers[denoised_name("other")].visible  # the toggle holds for new layers
 
 
-def test_unrun_planes_of_a_stack_stay_transparent(dock: Any, qtbot: Any) -> None:
-    sample = two_textures(48)
-    viewer = dock.viewer
-    viewer.add_image(np.stack([sample.image, sample.image * 0.5, sample.image]), name="stack")
-    layer = dock.create_box_layer()
-    viewer.dims.set_current_step(0, 1)
-    for region, (y0, x0, y1, x1) in (("foreground", sample.fg_box), ("background", sample.bg_box)):
-        dock.set_region(region)
-        layer.add_rectangles(np.array([[1, y0, x0], [1, y0, x1], [1, y1, x1], [1, y1, x0]], dtype=float))
-    dock.params.max_outer_iter.value = 1
-    dock.start()
-    wait_idle(qtbot, dock)
-    denoised = viewer.layers[denoised_name("stack")].data
-    assert np.isfinite(denoised[1]).all()
-    assert np.isnan(denoised[0]).all() and np.isnan(denoised[2]).all()
-
-
 def test_progress_shows_percentage_and_phase_and_plots_fill(dock: Any, qtbot: Any) -> None:
     formats: list[str] = []
     add_textures(dock.viewer)
