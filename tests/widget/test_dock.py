@@ -136,7 +136,7 @@ def test_lambda_change_during_run_is_sent_to_the_worker(dock: Any, qtbot: Any) -
     dock.start()
     dock.params.lam.value = 5.0
     wait_idle(qtbot, dock)
-    assert dock.result is not None and dock.result.config.lam == 5.0
+    assert dock.run_result is not None and dock.run_result.config.lam == 5.0
 
 
 def test_worker_exception_reaches_a_notification_and_reenables_run(

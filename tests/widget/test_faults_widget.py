@@ -84,11 +84,13 @@ def test_one_region_resolve_warns_keeps_the_mask_and_can_be_undone(dock: Any, qt
 
 def test_one_region_run_warns_keeps_earlier_results_and_progress_is_not_full(dock: Any, qtbot: Any) -> None:
     run_mask, run_denoised = finished_run(dock, qtbot)
+    first = dock.run_result
     dock.params.lam.value = 5.0
     wait_idle(qtbot, dock)
     dock.start()
     wait_idle(qtbot, dock)
     assert dock.run_result is not None and dock.run_result.degenerate
+    assert dock.result is first  # what is shown is still the earlier run's result
     assert dock.progress.value < 100 and "one region" in dock.progress.native.format()
     assert "made the whole image one region" in dock.status.value
     qtbot.waitUntil(lambda: any("one region" in m for m in messages()), timeout=5_000)
@@ -131,8 +133,8 @@ def test_failed_run_keeps_both_previous_outputs(
     assert "failed" in dock.progress.native.format()
     np.testing.assert_array_equal(dock.viewer.layers[MASK].data, run_mask)
     np.testing.assert_array_equal(dock.viewer.layers[DENOISED].data, run_denoised)
-    if when == "denoised":  # nothing of the failed run replaced the earlier one: λ still tunes it
-        assert dock.run_result is run_result
+    assert dock.run_result is run_result  # the failed run replaced nothing: λ still tunes the earlier run
+    assert dock.result is run_result
 
 
 def test_unexpected_worker_error_names_its_type_and_logs_the_traceback(

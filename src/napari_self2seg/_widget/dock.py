@@ -313,6 +313,7 @@ class Self2SegWidget(Container[Widget]):
         job["mask_step"] = 0
         job["backup"] = self.outputs.backup(job["image"], job["plane"])
         job["losses"] = 0
+        job["previous"] = (self.run_result, self.result, self._result_job)  # put back if this run fails
         self._watch_window_close()
         self._job = job
         self.run_button.text = "Stop"
@@ -423,7 +424,9 @@ class Self2SegWidget(Container[Widget]):
         self._result_job = job
         if job["mask_step"] == 0:
             # no segmentation of this run kept two regions: nothing to show, the previous outputs come back
+            # (λ changes re-solve this run's stored state, which is the way out)
             self.outputs.restore(job["image"], job["plane"], job["backup"])
+            self.result = job["previous"][1]
         else:
             meta = self._metadata(result.config, result.energies, result.device, job["seed"])
             self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
@@ -464,6 +467,7 @@ class Self2SegWidget(Container[Widget]):
         job = self._job
         if self.worker is not None and job.get("image") in self.viewer.layers:
             self.outputs.restore(job["image"], job["plane"], job["backup"])  # a failed run replaces nothing
+            self.run_result, self.result, self._result_job = job["previous"]
             message += " The previous mask and denoised image are kept."
             self._set_progress(self.progress.value / 100, "failed")
         self._report_error(message)
