@@ -155,7 +155,7 @@ def test_deleting_the_box_layer_mid_run_stops_cleanly_and_survives(dock: Any, qt
     dock.params.max_outer_iter.value = 20
     dock.start()
     qtbot.wait(300)
-    dock.viewer.layers.remove(boxes)  # crashed vispy when a notification fired inside this event
+    dock.viewer.layers.remove(boxes)  # the notification comes after this event, not inside it
     wait_idle(qtbot, dock, timeout=15_000)
     qtbot.waitUntil(lambda: any("was deleted during the run" in m for m in messages()), timeout=5_000)
     assert "deleted during the run" in dock.status.value

@@ -362,9 +362,9 @@ class Self2SegWidget(Container[Widget]):
     def _notify(self, show: Callable[[str], Any], message: str) -> None:
         """Show a notification after the current event has been handled.
 
-        Notifications raised inside a layer-removal event crash vispy while
-        the removed layer's visual is torn down, and a closing viewer needs
-        none; deferring to the event loop avoids both.
+        Deferred to the event loop, so that it is never raised from inside a
+        layer event, and skipped when the viewer turns out to be closing
+        (closing removes every layer first; that is no deletion to report).
         """
         self._watch_window_close()
 
