@@ -22,6 +22,7 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
+from ..core.solver import single_region
 from ..sample_data import BOX_LAYER_NAME, REGION_COLOURS
 from .boxes import REGIONS, BoxPrompts, collect_boxes
 from .layers import OutputLayers, run_metadata
@@ -557,7 +558,7 @@ class Self2SegWidget(Container[Widget]):
                 return
             if result.degenerate:
                 shown = self.result.config.lam if self.result is not None else run.config.lam
-                everything = "foreground" if result.mask.all() else "background"
+                everything = single_region(result.mask)
                 message = (
                     f"λ = {lam:g} makes the whole image {everything}. The mask shown is still the one for "
                     f"λ = {shown:g}; lower λ or press 'Back to the run's λ'."

@@ -19,7 +19,7 @@ import torch
 from ._validation import check_boxes, check_image, check_init_mask, check_seed, normalise, resolve_device
 from .config import PrimalDualConfig, Self2SegConfig, preset
 from .denoiser.network import Noise2FastNet
-from .denoiser.training import TrainedExpert, train_expert
+from .denoiser.training import TrainedExpert, blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
 from .finite_diff import pointwise_norm
 from .initialization import box_regions, threshold_regions
@@ -265,6 +265,10 @@ def _alternate(
         logger.info("%s: %d steps, best validation error %.3g", phase.value, trained.steps, trained.best_score)
         return trained
 
+    def region_prediction(net: Noise2FastNet, output: torch.Tensor) -> torch.Tensor:
+        """Return what an expert's region residual compares with ``f``: its output or its blind prediction."""
+        return blind_prediction(net, f, output) if config.residual == "blind" else output
+
     # Initialisation (Algorithm 1, step 1).
     if regions is None:  # denoise-threshold: Noise2Fast on the whole image, then threshold
         whole = yield from train(new_net(), torch.ones_like(f, dtype=torch.bool), Phase.INIT, 0, "init")
@@ -289,11 +293,11 @@ def _alternate(
         if outer > 0 and not den_cfg.warm_start:
             fg_net = new_net()
             bg_net = new_net() if config.experts == 2 else None
-        fg_expert = yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")
-        out_fg, pred_fg = fg_expert.output, fg_expert.blind if config.residual == "blind" else fg_expert.output
+        out_fg = (yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")).output
+        pred_fg = region_prediction(fg_net, out_fg)
         if bg_net is not None:
-            bg_expert = yield from train(bg_net, bg_region, Phase.TRAIN_BACKGROUND, outer, "train_background")
-            out_bg, pred_bg = bg_expert.output, bg_expert.blind if config.residual == "blind" else bg_expert.output
+            out_bg = (yield from train(bg_net, bg_region, Phase.TRAIN_BACKGROUND, outer, "train_background")).output
+            pred_bg = region_prediction(bg_net, out_bg)
         else:
             t0 = time.perf_counter()
             weight = bg_region.to(f.dtype) if outer == 0 else 1.0 - u

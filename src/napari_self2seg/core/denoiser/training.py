@@ -48,9 +48,6 @@ class TrainedExpert:
     output : torch.Tensor
         The expert's denoising of the whole image, ``(H, W)``: the mean of the
         last validation outputs.
-    blind : torch.Tensor
-        Blind prediction of every pixel from the other checkerboard half (see
-        :func:`blind_prediction`), ``(H, W)``, with the final weights.
     steps : int
         Gradient steps taken.
     best_score : float
@@ -60,7 +57,6 @@ class TrainedExpert:
     """
 
     output: torch.Tensor
-    blind: torch.Tensor
     steps: int
     best_score: float
     retried: bool
@@ -225,5 +221,4 @@ def train_expert(
     if retried:
         output, more, best = yield from _run(net, image, region, sampler, config.collapse_lr, config)
         steps += more
-    blind = blind_prediction(net, image, output)
-    return TrainedExpert(output.detach(), blind, steps, best, retried)
+    return TrainedExpert(output.detach(), steps, best, retried)
