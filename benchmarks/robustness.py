@@ -142,10 +142,10 @@ def cases(family: str, size: int) -> Iterator[Case]:
 
 def baselines(image: np.ndarray, truth: np.ndarray, polarity_free: bool) -> dict[str, float]:
     """Dice of Otsu, TV(0.1)+Otsu and chan_vese on the [0, 1]-normalised image."""
-    from evaluate_dsb import chan_vese, denoise_tv, threshold_otsu  # typed wrappers of the skimage functions
+    from evaluate_dsb import chan_vese, denoise_tv, normalised, threshold_otsu  # typed skimage wrappers
     from napari_self2seg.core import dice
 
-    f = (image - image.min()) / max(float(np.ptp(image)), 1e-12)
+    f = normalised(image)
 
     def score(mask: np.ndarray, values: np.ndarray) -> float:
         if polarity_free:
