@@ -57,6 +57,26 @@ def test_cli_round_trip(tmp_path: Path, textures: SyntheticImage, tiny_config, m
     assert "outer" in capsys.readouterr().err
 
 
+def test_cli_automatic_choices_recorded_bad_values_refused(tmp_path: Path, tiny_config, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    _small_preset(monkeypatch, tiny_config)
+    img = np.full((32, 32), 0.4, np.float32)
+    img[8:24, 8:24] = 0.6
+    img += np.random.default_rng(0).normal(0.0, 0.1, img.shape).astype(np.float32)
+    tifffile.imwrite(tmp_path / "in.tif", img)
+    common = ["segment", str(tmp_path / "in.tif"), "--fg-box", "10", "10", "22", "22", "--bg-box", "0", "0", "6", "32"]
+    outputs = ["--device", "cpu", "-q", "--mask-out", str(tmp_path / "m.tif"), "--json-out", str(tmp_path / "r.json")]
+    assert cli.main([*common, "--lam", "auto", "--experts", "auto", "--max-outer", "1", *outputs]) == 0
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["automatic_lam"] is True and record["lam"] == record["config"]["lam"] > 0
+    assert record["config"]["experts"] in (1, 2)  # the choice made, not "auto"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*common, "--experts", "3", *outputs])
+    assert exit_info.value.code == 2 and "expected 1, 2 or 'auto'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*common, "--lam", "smooth", *outputs])
+    assert exit_info.value.code == 2 and "expected a number such as 0.04, or 'auto'" in capsys.readouterr().err
+
+
 def test_cli_reads_png(tmp_path: Path, tiny_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from skimage import io
 

@@ -80,13 +80,16 @@ API_CASES: dict[str, tuple[Callable[[], Any], str]] = {
         call(config=Self2SegConfig(init="mask"), init_mask=np.zeros((32, 32))),
         r"both foreground .*and background",
     ),
-    "lam string": (lambda: Self2SegConfig(lam="0.04"), r"lam must be a number, got '0.04' .*without quotes"),  # type: ignore[arg-type]
-    "lam inf": (lambda: Self2SegConfig(lam=float("inf")), r"lam must be finite"),
-    "lam NaN": (lambda: Self2SegConfig(lam=float("nan")), r"lam must be finite"),
+    "lam string": (
+        lambda: Self2SegConfig(lam="0.04"),  # type: ignore[arg-type]
+        r"lam \(λ\) must be a number > 0 or 'auto', got '0.04'; write numbers without quotes",
+    ),
+    "lam inf": (lambda: Self2SegConfig(lam=float("inf")), r"lam \(λ\) must be finite"),
+    "lam NaN": (lambda: Self2SegConfig(lam=float("nan")), r"lam \(λ\) must be finite"),
     "lam zero": (lambda: Self2SegConfig(lam=0.0), r"must be > 0"),
     "mu inf": (lambda: Self2SegConfig(mu=float("inf")), r"mu must be finite"),
     "mu negative": (lambda: Self2SegConfig(mu=-1.0), r"mu \(µ\) must be >= 0"),
-    "experts 3": (lambda: Self2SegConfig(experts=3), r"experts must be 1 or 2"),  # type: ignore[arg-type]
+    "experts 3": (lambda: Self2SegConfig(experts=3), r"experts must be 1, 2 or .auto."),  # type: ignore[arg-type]
     "init unknown": (lambda: Self2SegConfig(init="magic"), r"init must be one of"),  # type: ignore[arg-type]
     "threshold 1.5": (lambda: Self2SegConfig(threshold=1.5), r"threshold must be in \(0, 1\)"),
     "max_outer_iter bool": (lambda: Self2SegConfig(max_outer_iter=True), r"must be an integer"),
@@ -196,8 +199,8 @@ def test_cli_unreadable_input_gives_one_clear_line(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--lam", "inf"], "lam must be finite"),
-        (["--lam", "nan"], "lam must be finite"),
+        (["--lam", "inf"], "lam (λ) must be finite"),
+        (["--lam", "nan"], "lam (λ) must be finite"),
         (["--mu", "inf"], "mu must be finite"),
         (["--seed", str(2**64)], "seed must be between"),
     ],

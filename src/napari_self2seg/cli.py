@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import tifffile
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from .core.config import InitMode
-from .core.config import DEFAULT_PRESET, PRESETS
+from .core.config import AUTO, DEFAULT_PRESET, PRESETS
 from .output_files import OutputFiles
 from .sample_data import load_noisy_nuclei
 
@@ -74,6 +74,26 @@ def read_image(path: Path) -> np.ndarray:
     return array
 
 
+def _lam_argument(text: str) -> float | Literal["auto"]:
+    """Parse ``--lam``: ``auto`` or a number (its range is checked with the other settings)."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.04, or 'auto'; got {text!r}") from None
+
+
+def _experts_argument(text: str) -> int | Literal["auto"]:
+    """Parse ``--experts``: 1, 2 or ``auto``."""
+    value = text.strip().lower()
+    if value == AUTO:
+        return AUTO
+    if value in ("1", "2"):
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected 1, 2 or 'auto'; got {text!r}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="self2seg", description="Self2Seg joint segmentation and denoising.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -92,15 +112,28 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "--preset", default=DEFAULT_PRESET, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})"
     )
-    seg.add_argument("--lam", type=float, default=None, help="TV weight λ (preset default if omitted)")
+    seg.add_argument(
+        "--lam",
+        type=_lam_argument,
+        default=None,
+        help="TV weight λ: a number > 0, or 'auto' to choose it from the image (preset default: "
+        f"{preset(DEFAULT_PRESET).lam}; the value used is in the JSON record)",
+    )
     seg.add_argument("--mu", type=float, default=None, help="proximity weight µ (eq. 10)")
-    seg.add_argument("--experts", type=int, choices=(1, 2), default=None, help="1: constant background; 2: two experts")
+    seg.add_argument(
+        "--experts",
+        type=_experts_argument,
+        default=None,
+        help="1: constant background; 2: two network experts; auto: keep the background network only if it "
+        f"explains the background boxes better than a constant (preset default: {preset(DEFAULT_PRESET).experts})",
+    )
     seg.add_argument("--max-outer", type=int, default=None, help="maximum number of segmentation steps")
     seg.add_argument(
         "--residual",
         choices=("full", "blind"),
         default=None,
-        help="region residual: full (paper, default) or blind (checkerboard prediction; fewer floods on textures)",
+        help="region residual: full (paper) or blind (checkerboard prediction; fewer floods on textures); "
+        f"preset default: {preset(DEFAULT_PRESET).residual}",
     )
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -132,6 +165,8 @@ def _run_record(result: SegmentationResult, image: Path) -> dict[str, object]:
         "outer_iterations": result.outer_iterations,
         "stop_reason": result.stop_reason,
         "degenerate": result.degenerate,
+        "lam": result.lam,
+        "automatic_lam": result.automatic_lam,
         "foreground_fraction": float(result.mask.mean()),
     }
 

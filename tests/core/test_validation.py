@@ -62,7 +62,7 @@ def test_invalid_parameters_are_rejected() -> None:
         Self2SegConfig(lam=-0.1)
     with pytest.raises(ValueError, match="mu"):
         Self2SegConfig(mu=-1)
-    with pytest.raises(ValueError, match="experts must be 1 or 2"):
+    with pytest.raises(ValueError, match=r"experts must be 1, 2 or 'auto'"):
         Self2SegConfig(experts=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="init must be one of"):
         Self2SegConfig(init="magic")  # type: ignore[arg-type]

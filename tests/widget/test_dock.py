@@ -57,6 +57,28 @@ def _counting(write: Any, log: list[dict[str, Any]]) -> Any:
     return wrapper
 
 
+def test_automatic_lambda_is_shown_and_a_typed_lambda_overrides_it(dock: Any, qtbot: Any) -> None:
+    _, _, truth = add_textures(dock.viewer)
+    dock.params.lam_auto.value = True
+    assert dock.params.to_config().lam == "auto"
+    dock.start()
+    wait_idle(qtbot, dock)
+    run = dock.run_result
+    assert run.automatic_lam and 0.001 <= run.lam < 1.0
+    assert dock.params.lam.value == pytest.approx(run.lam, abs=5e-5)  # the box shows the λ chosen
+    assert dock.params.lam_auto.value  # showing it is not a user's change
+    assert f"λ = {run.lam:.3g} was chosen from the image" in dock.status.value
+    assert not dock.undo_lam.enabled  # the box shows the run's λ, so the run's mask is shown
+    assert dice(dock.viewer.layers[MASK_NAME].data, truth) >= 0.9
+    assert dock.viewer.layers[MASK_NAME].metadata["self2seg"]["config"]["lam"] == pytest.approx(run.lam)
+    typed = round(1.5 * run.lam, 4)
+    dock.params.lam.value = typed  # typed: re-segments and switches the automatic choice off
+    qtbot.waitUntil(lambda: dock.reseg_worker is None, timeout=30_000)
+    assert not dock.params.lam_auto.value and dock.result.lam == pytest.approx(typed)
+    dock.back_to_run_lambda()
+    assert dock.result is run  # the run's own mask, exactly
+
+
 def test_stop_mid_training_is_prompt_and_keeps_valid_layers(dock: Any, qtbot: Any) -> None:
     add_textures(dock.viewer)
     dock.params.max_outer_iter.value = 20
@@ -276,8 +298,12 @@ def test_closing_the_viewer_during_a_run_stops_the_worker(dock: Any, qtbot: Any)
 
 def test_restore_defaults_and_tooltips(dock: Any) -> None:
     dock.params.lam.value = 0.5
+    assert not dock.params.lam_auto.value  # a typed λ switches the automatic choice off
     dock.params.restore_defaults()
-    assert dock.params.lam.value == pytest.approx(0.04)
+    assert dock.params.lam_auto.value and dock.params.to_config().lam == "auto"
+    assert dock.params.to_config().experts == "auto"
+    dock.params.preset.value = "paper"
+    assert not dock.params.lam_auto.value and dock.params.to_config().lam == pytest.approx(0.04)
     assert "total variation" in dock.params.lam.tooltip
     assert dock.params.device.choices[0] == "auto"
 

@@ -8,7 +8,6 @@ change happens in the handlers below, on the main thread.
 # No "from __future__ import annotations" here: napari reads the Viewer annotation at runtime.
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -22,11 +21,12 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
+from ..core.config import AUTO
 from ..core.solver import single_region
 from ..sample_data import BOX_LAYER_NAME, REGION_COLOURS
 from .boxes import REGIONS, BoxPrompts, collect_boxes
 from .layers import OutputLayers, run_metadata
-from .params import ParameterForm
+from .params import ParameterForm, shows_lam
 from .plot import energy_plot, loss_plot
 from .worker import Self2SegRunError, friendly_message, start_resegment_worker, start_worker
 
@@ -411,6 +411,10 @@ class Self2SegWidget(Container[Widget]):
             job["losses"] += 1
             self.loss_plot.append(name, colour, (job["losses"], state.loss))
         self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
+        if state.lam is not None and job["config"].lam == AUTO and not job.get("lam_shown"):
+            job["lam_shown"] = True
+            if self.params.lam_auto.value:  # unless the user typed a λ meanwhile
+                self.params.show_chosen_lam(state.lam)
         if state.result is not None:
             self._finish(state.result, state.elapsed)
             return
@@ -434,7 +438,8 @@ class Self2SegWidget(Container[Widget]):
         if result.degenerate:
             if job["mask_step"] == 0:
                 message = (
-                    f"The first segmentation made the whole image one region with λ = {result.config.lam:g}, so "
+                    f"The first segmentation made the whole image one region (or gave one region the other's "
+                    f"boxes) with λ = {result.lam:g}, so "
                     "this run has no mask to show (the previous results are unchanged). Lower λ now: it "
                     "re-segments in milliseconds, without retraining. Or draw larger boxes and run again."
                 )
@@ -448,8 +453,12 @@ class Self2SegWidget(Container[Widget]):
             self._notify(show_warning, message)
         else:
             self._set_progress(1.0, "done")
+            chosen = f"λ = {result.lam:.3g} was chosen from the image. " if result.automatic_lam else ""
+            if job["config"].experts == AUTO:
+                background = "its mean brightness" if result.config.experts == 1 else "a denoiser"
+                chosen += f"The background is modelled by {background} (chosen from the boxes). "
             self.status.value = (
-                f"Done in {elapsed:.1f} s after {steps} ({result.stop_reason}). "
+                f"Done in {elapsed:.1f} s after {steps} ({result.stop_reason}). {chosen}"
                 "Move λ to re-segment without retraining; tick 'show denoised image' to see the denoising."
             )
 
@@ -518,15 +527,15 @@ class Self2SegWidget(Container[Widget]):
     def back_to_run_lambda(self) -> None:
         """Set λ back to the value the run finished with, which shows the run's own mask."""
         if self.run_result is not None:
-            self.params.lam.value = self.run_result.config.lam
+            self.params.lam.value = self.run_result.lam
 
     def _update_undo(self) -> None:
         run = self.run_result
         self.undo_lam.enabled = bool(
-            run is not None and self.worker is None and not math.isclose(float(self.params.lam.value), run.config.lam)
+            run is not None and self.worker is None and not shows_lam(float(self.params.lam.value), run.lam)
         )
         if run is not None:
-            self.undo_lam.text = f"Back to the run's λ ({run.config.lam:g})"
+            self.undo_lam.text = f"Back to the run's λ ({run.lam:g})"
 
     def _show(self, result: SegmentationResult) -> None:
         job = self._result_job
@@ -540,7 +549,7 @@ class Self2SegWidget(Container[Widget]):
         if lam is None or run is None:
             return
         self._update_undo()
-        if math.isclose(lam, run.config.lam):
+        if shows_lam(lam, run.lam):
             # the run's own λ: its stored mask, exactly (no solve)
             if run.degenerate and self._result_job.get("mask_step", 0) == 0:
                 self.status.value = f"λ = {lam:g} is the run's λ, which made the whole image one region."
@@ -557,7 +566,7 @@ class Self2SegWidget(Container[Widget]):
             if job["image"] not in self.viewer.layers:
                 return
             if result.degenerate:
-                shown = self.result.config.lam if self.result is not None else run.config.lam
+                shown = self.result.lam if self.result is not None else run.lam
                 everything = single_region(result.mask)
                 message = (
                     f"λ = {lam:g} makes the whole image {everything}. The mask shown is still the one for "

@@ -17,10 +17,10 @@ from typing import Any
 
 import platformdirs
 import torch
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
 
 from ..core import Self2SegConfig, preset
-from ..core.config import DEFAULT_PRESET, INIT_MODES, PRESETS
+from ..core.config import AUTO, DEFAULT_PRESET, INIT_MODES, PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,17 @@ TOOLTIPS = {
     "is often the foreground — so if the mask floods or vanishes, lower λ. Changing it after a run re-segments "
     "at once, without retraining. Maths: weight of the total variation in the joint energy (paper eq. 5), on "
     "the image scaled to [0, 1].",
+    "lam_auto": "Let the run choose λ from the image: after the denoisers' first training it measures how much "
+    "their disagreement varies inside the boxes (or the first regions) and takes that as λ, so noisier images "
+    "get smoother outlines. The value chosen appears in the λ box; typing a λ there switches this off. "
+    "Maths: λ = standard deviation of r_F − r_B inside the initial regions (docs/method.md).",
     "mu": "Keeps each new mask close to the previous one, so the regions change gradually between steps "
     "(0 = off). Maths: weight of the proximity term of paper eq. 10, solved by the accelerated primal–dual "
     "scheme (paper Algorithm 4).",
     "experts": "How many denoisers learn the image. 2: one for the foreground and one for the background "
     "(textures, structured backgrounds). 1: a denoiser for the foreground and a plain average brightness for "
-    "the background (fluorescence spots and nuclei on a dark background).",
+    "the background (fluorescence spots and nuclei on a dark background). auto: train both on your boxes, then "
+    "keep the background denoiser only if it explains the background box better than its average brightness.",
     "residual_filter": "Blurs the denoisers' errors before comparing them (1 = off); 3 helps on very noisy "
     "images. Maths: the mean filter K of paper §3.1, variant 3.",
     "learning_rate": "How fast the denoisers learn; the default suits almost every image. Maths: the Adam "
@@ -63,6 +68,19 @@ TOOLTIPS = {
     "seed": "Seed of the random choices (network start, training samples): the same seed gives the same result.",
 }
 """Widget tooltips: plain words first, the maths (with paper references) in the last sentence."""
+
+
+LAM_DECIMALS = 4
+"""Decimals of the λ box; an automatic λ is shown rounded to them."""
+
+
+def shows_lam(shown: float, lam: float) -> bool:
+    """Whether the λ box's value ``shown`` is ``lam`` at the box's precision (an automatic λ has more digits)."""
+    return abs(shown - lam) <= 0.5 * 10.0**-LAM_DECIMALS + 1e-12
+
+
+PAPER_LAM = 0.04
+"""What the λ box shows before a run has chosen λ from the image: the paper's value."""
 
 
 def settings_path() -> Path | None:
@@ -98,10 +116,13 @@ class ParameterForm(Container[Widget]):
             min=0.0005,
             max=5.0,
             step=0.005,
-            value=defaults.lam,
+            value=PAPER_LAM if defaults.lam == AUTO else defaults.lam,
             tooltip=TOOLTIPS["lam"],
         )
-        self.lam.native.setDecimals(4)
+        self.lam.native.setDecimals(LAM_DECIMALS)
+        self.lam_auto = CheckBox(
+            name="lam_auto", text="choose λ from the image", value=defaults.lam == AUTO, tooltip=TOOLTIPS["lam_auto"]
+        )
         self.mu = FloatSpinBox(
             name="mu",
             label="µ (keep previous mask)",
@@ -113,7 +134,7 @@ class ParameterForm(Container[Widget]):
         )
         self.mu.native.setDecimals(4)
         self.experts = ComboBox(
-            name="experts", label="experts", choices=[2, 1], value=defaults.experts, tooltip=TOOLTIPS["experts"]
+            name="experts", label="experts", choices=[AUTO, 2, 1], value=defaults.experts, tooltip=TOOLTIPS["experts"]
         )
         self.residual_filter = SpinBox(
             name="residual_filter",
@@ -163,6 +184,7 @@ class ParameterForm(Container[Widget]):
                 self.preset,
                 self.init,
                 self.lam,
+                self.lam_auto,
                 self.mu,
                 self.experts,
                 self.residual_filter,
@@ -177,6 +199,7 @@ class ParameterForm(Container[Widget]):
         self._defaults = self.values()
         self.restore.changed.connect(self.restore_defaults)
         self.preset.changed.connect(self._apply_preset)
+        self.lam.changed.connect(self._on_lam_typed)
         self.load()
         for widget in self._value_widgets():
             widget.changed.connect(self.save)
@@ -197,15 +220,26 @@ class ParameterForm(Container[Widget]):
                 except (ValueError, TypeError, KeyError):
                     logger.info("ignoring stored value %r for %s", values[widget.name], widget.name)
 
+    def _on_lam_typed(self) -> None:
+        """Switch the automatic λ off: a λ typed by the user replaces it."""
+        self.lam_auto.value = False
+
+    def show_chosen_lam(self, lam: float) -> None:
+        """Show the λ a run chose from the image, without counting it as a user's change."""
+        with self.lam.changed.blocked():
+            self.lam.value = lam
+        self.save()
+
     def restore_defaults(self) -> None:
         """Put every widget back to the package defaults."""
         self.set_values(self._defaults)
 
     def _apply_preset(self) -> None:
         cfg = preset(str(self.preset.value))
+        lam = {"lam_auto": True} if cfg.lam == AUTO else {"lam": cfg.lam, "lam_auto": False}
         self.set_values(
             {
-                "lam": cfg.lam,
+                **lam,
                 "mu": cfg.mu,
                 "experts": cfg.experts,
                 "residual_filter": cfg.residual_filter,
@@ -220,9 +254,9 @@ class ParameterForm(Container[Widget]):
         return dataclasses.replace(
             base,
             init=self.init.value,
-            lam=float(self.lam.value),
+            lam=AUTO if self.lam_auto.value else float(self.lam.value),
             mu=float(self.mu.value),
-            experts=int(self.experts.value),  # type: ignore[arg-type]
+            experts=AUTO if self.experts.value == AUTO else int(self.experts.value),  # type: ignore[arg-type]
             residual_filter=int(self.residual_filter.value) | 1,
             max_outer_iter=int(self.max_outer_iter.value),
             denoiser=dataclasses.replace(base.denoiser, learning_rate=float(self.learning_rate.value)),

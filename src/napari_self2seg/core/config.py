@@ -14,6 +14,8 @@ from typing import Literal
 
 InitMode = Literal["boxes", "threshold", "denoise-threshold", "mask"]
 ResidualMode = Literal["full", "blind"]
+AUTO: Literal["auto"] = "auto"
+"""Value of ``Self2SegConfig.lam`` that asks for the image-derived λ (core/automatic_lam.py)."""
 RESIDUAL_MODES: tuple[ResidualMode, ...] = ("full", "blind")
 INIT_MODES: tuple[InitMode, ...] = ("boxes", "threshold", "denoise-threshold", "mask")
 
@@ -188,20 +190,28 @@ class Self2SegConfig:
 
     Parameters
     ----------
-    lam : float
+    lam : float or "auto"
         Smoothness: how much a long, ragged region boundary costs. Larger λ
         gives smoother outlines and removes small specks; too large a λ makes
         the whole image one region — the one whose expert explains the image
         better overall, which is not always the background. Weight of the
         total variation in the joint energy (eq. 5), on the [0, 1]-normalised
-        image; the paper sweeps 0.01–0.07 on DSB2018.
+        image; the paper uses 0.04 and sweeps 0.01–0.07 on DSB2018.
+        ``"auto"`` chooses it from the image after the first training of the
+        experts: the standard deviation of the data term ``r_F - r_B`` inside
+        the initial regions (:func:`~.automatic_lam.automatic_lam`); the
+        result's ``config.lam`` holds the value chosen.
     mu : float
         Weight µ of the proximity term to the previous mask (eq. 10). 0 turns
         the term off; µ > 0 slows the growth of the foreground and switches the
         solver to the accelerated scheme (Algorithm 4).
-    experts : {1, 2}
+    experts : {1, 2, "auto"}
         2: a Noise2Fast expert per region. 1: a foreground expert and a
-        constant background (its closed-form weighted mean).
+        constant background (its closed-form weighted mean). ``"auto"``:
+        train both on the initial regions, then keep the background network
+        only if it explains the background better than the constant does
+        (:func:`~.solver.background_needs_network`); the result's
+        ``config.experts`` holds the choice.
     init : {"boxes", "threshold", "denoise-threshold", "mask"}
         How the first masks are made: from foreground/background boxes, by
         thresholding the normalised image, by thresholding a whole-image
@@ -218,9 +228,8 @@ class Self2SegConfig:
         never sees the pixel's own noise, so the residual measures how well
         the expert explains the signal; with ``"full"`` the expert that
         denoises less has the smaller residual everywhere and can take the
-        whole image. Beyond the paper and not yet the default: it prevents
-        most floods on the texture suite but scores lower on the bundled
-        two-texture sample (docs/robustness.md).
+        whole image. Beyond the paper; the ``fast`` preset's choice
+        (docs/robustness.md).
     max_outer_iter : int
         Maximum number of segmentation steps (outer iterations).
     stop_ratio : float
@@ -232,9 +241,9 @@ class Self2SegConfig:
         Settings of the primal–dual segmentation step.
     """
 
-    lam: float = 0.04
+    lam: float | Literal["auto"] = 0.04
     mu: float = 0.0
-    experts: Literal[1, 2] = 2
+    experts: Literal[1, 2, "auto"] = 2
     init: InitMode = "boxes"
     threshold: float = 0.5
     residual_filter: int = 1
@@ -246,16 +255,23 @@ class Self2SegConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
-        for name in ("lam", "mu", "threshold", "stop_ratio"):
+        for name in ("mu", "threshold", "stop_ratio"):
             require_number(getattr(self, name), name)
         for name in ("residual_filter", "max_outer_iter"):
             require_number(getattr(self, name), name, integer=True)
-        _require(
-            self.lam > 0,
-            f"lam (λ) must be > 0, got {self.lam}; try a value between 0.01 and 0.07",
-        )
+        if isinstance(self.lam, str) and self.lam != AUTO:
+            raise ValueError(f"lam (λ) must be a number > 0 or 'auto', got {self.lam!r}; write numbers without quotes")
+        if self.lam != AUTO:
+            require_number(self.lam, "lam (λ)")
+            _require(
+                self.lam > 0,
+                f"lam (λ) must be > 0 or 'auto', got {self.lam}; try 'auto' or a value between 0.01 and 0.07",
+            )
         _require(self.mu >= 0, f"mu (µ) must be >= 0, got {self.mu}; use 0 to switch it off")
-        _require(self.experts in (1, 2), f"experts must be 1 or 2, got {self.experts!r}")
+        _require(
+            not isinstance(self.experts, bool) and self.experts in (1, 2, AUTO),
+            f"experts must be 1, 2 or 'auto', got {self.experts!r}",
+        )
         _require(
             self.init in INIT_MODES,
             f"init must be one of {', '.join(INIT_MODES)}; got {self.init!r}",
@@ -298,10 +314,13 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         Noise2Fast experts re-trained every outer iteration, validated after
         every step, early stop after 100 non-improving steps, 8000 primal–dual
         iterations at most, λ = 0.04, 15 % energy-decrease rule).
-        ``"fast"``: the same algorithm with cheaper choices, each measured in
-        ``benchmarks/speed.py``: narrower experts trained on patches, warm-started
-        across outer iterations and validated every few steps, and primal–dual
-        step sizes balanced for λ's usual scale.
+        ``"fast"``: the same energy with cheaper and more robust choices, each
+        measured in ``benchmarks/speed.py`` and ``benchmarks/robustness.py``:
+        narrower experts trained on patches, warm-started across outer
+        iterations and validated every few steps; blind residuals
+        (``residual="blind"``), λ chosen from the image (``lam="auto"``), a
+        background network only where the background needs one
+        (``experts="auto"``), and primal–dual step sizes scaled to λ.
 
     Returns
     -------
@@ -317,6 +336,9 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         return Self2SegConfig()
     if name == "fast":
         return Self2SegConfig(
+            lam=AUTO,
+            residual="blind",
+            experts=AUTO,
             denoiser=DenoiserConfig(
                 width=32,
                 n_blocks=3,
@@ -328,7 +350,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
                 patch_size=64,
                 warm_start=True,
             ),
-            solver=PrimalDualConfig(tau=2.0, sigma=1.0 / 16.0, max_iter=2000, gap_tol=1e-6, check_every=25),
+            solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-6, check_every=25),
             max_outer_iter=6,
         )
     raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}")

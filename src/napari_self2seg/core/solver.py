@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ._validation import check_boxes, check_image, check_init_mask, check_seed, normalise, resolve_device
-from .config import PrimalDualConfig, Self2SegConfig, preset
+from .automatic_lam import automatic_lam
+from .config import AUTO, PrimalDualConfig, Self2SegConfig, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import TrainedExpert, blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
@@ -61,6 +62,27 @@ class _Run:
         self.mask_step = 0
         self.relaxed = _frozen(empty.astype(np.float32))
         self.denoised: np.ndarray | None = None
+        self.automatic_lam = False
+
+    @property
+    def lam(self) -> float:
+        """The λ in use; the automatic λ is chosen after the first training, before anything needs it."""
+        if self.config.lam == AUTO:
+            raise RuntimeError("the automatic λ is used before it was chosen")
+        return self.config.lam
+
+    def lam_or_none(self) -> float | None:
+        """Return the λ in use, or None while the automatic λ is not chosen yet."""
+        return None if self.config.lam == AUTO else self.config.lam
+
+    def choose_lam(self, data: torch.Tensor, fg_region: torch.Tensor, bg_region: torch.Tensor) -> None:
+        """Resolve ``lam="auto"`` from the first data term (a live λ sent earlier has replaced it already)."""
+        if self.config.lam != AUTO:
+            return
+        lam = automatic_lam(data, fg_region, bg_region)
+        self.config = dataclasses.replace(self.config, lam=lam)
+        self.automatic_lam = True
+        logger.info("automatic λ = %.4g (spread of r_F - r_B in the initial regions)", lam)
 
     def receive(self, sent: LiveParameters | None) -> None:
         """Apply parameters sent into the generator (validated by LiveParameters)."""
@@ -69,7 +91,7 @@ class _Run:
         lam = self.config.lam if sent.lam is None else sent.lam
         mu = self.config.mu if sent.mu is None else sent.mu
         self.config = dataclasses.replace(self.config, lam=lam, mu=mu)
-        logger.info("live parameters: λ = %g, µ = %g", lam, mu)
+        logger.info("live parameters: λ = %s, µ = %g", lam, mu)
 
     def to_input_scale(self, normalised: torch.Tensor) -> np.ndarray:
         """Map a [0, 1] image back to the input's intensity range."""
@@ -101,6 +123,7 @@ class _Run:
             relaxed=self.relaxed,
             denoised=self.denoised,
             energies=tuple(self.energies),
+            lam=self.lam_or_none(),
             loss=loss,
             gap=gap,
             elapsed=self.last_yield - self.start,
@@ -133,6 +156,26 @@ def single_region(mask: torch.Tensor | np.ndarray) -> str | None:
         return "foreground"
     if not bool(mask.any()):
         return "background"
+    return None
+
+
+def collapsed(mask: torch.Tensor, boxes: tuple[torch.Tensor, torch.Tensor] | None) -> str | None:
+    """Say how a segmentation step collapsed, or return None if it did not.
+
+    A step collapses when one region takes the whole image, or — with box
+    prompts — when a region takes more than half of the other region's boxes:
+    the user marked those pixels, so such a mask is a flood (or a vanished
+    foreground) that merely left a few pixels over.
+    """
+    everything = single_region(mask)
+    if everything is not None:
+        return f"the whole image {everything}"
+    if boxes is not None:
+        fg_boxes, bg_boxes = boxes
+        if float(mask[bg_boxes].float().mean()) > 0.5:
+            return "most of the background boxes foreground (the mask flooded)"
+        if float(mask[fg_boxes].float().mean()) < 0.5:
+            return "most of the foreground boxes background (the mask vanished)"
     return None
 
 
@@ -281,8 +324,9 @@ def _alternate(
     run.mask, run.relaxed = _frozen(regions[0]), _frozen(u)
     run.receive((yield run.snapshot(Phase.INIT, 0, f"initial regions from {config.init}")))
 
+    boxes = (fg_region.clone(), bg_region.clone()) if config.init == "boxes" else None
     fg_net = new_net()
-    bg_net = new_net() if config.experts == 2 else None
+    bg_net = new_net() if config.experts != 1 else None
     pd_state = PrimalDualState.from_mask(u)
     kept = _KeptSegmentation(u=u.clone(), p=pd_state.p.clone(), residuals=None, step=0)
     degenerate = False
@@ -292,7 +336,7 @@ def _alternate(
         # Expert step: W^{k+1} = argmin_W E(u^k, W) via Noise2Fast (eqs. 11–12).
         if outer > 0 and not den_cfg.warm_start:
             fg_net = new_net()
-            bg_net = new_net() if config.experts == 2 else None
+            bg_net = new_net() if run.config.experts == 2 else None
         out_fg = (yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")).output
         pred_fg = region_prediction(fg_net, out_fg)
         if bg_net is not None:
@@ -305,7 +349,17 @@ def _alternate(
             run.timings["train_background"] += time.perf_counter() - t0
         residual_fg = squared_residual(f, pred_fg, config.residual_filter)
         residual_bg = squared_residual(f, pred_bg, config.residual_filter)
-        run.energies.append(float(joint_energy(u, residual_fg, residual_bg, run.config.lam)))
+        if outer == 0 and run.config.experts == AUTO:
+            constant = weighted_mean(f, bg_region.to(f.dtype)).expand_as(f)
+            flat = squared_residual(f, constant, config.residual_filter)
+            network_needed = background_needs_network(residual_bg, flat, bg_region)
+            run.config = dataclasses.replace(run.config, experts=2 if network_needed else 1)
+            logger.info("background: %s", "a network expert" if network_needed else "a constant (flat background)")
+            if not network_needed:
+                bg_net, out_bg, pred_bg, residual_bg = None, constant, constant, flat
+        if outer == 0:
+            run.choose_lam(residual_fg - residual_bg, fg_region, bg_region)
+        run.energies.append(float(joint_energy(u, residual_fg, residual_bg, run.lam)))
         run.denoised = run.to_input_scale(torch.where(u >= 0.5, out_fg, out_bg))
         run.receive(
             (yield run.snapshot(Phase.TRAIN_BACKGROUND, outer, f"experts trained, energy {run.energies[-1]:.4g}"))
@@ -320,7 +374,7 @@ def _alternate(
         # Segmentation step: u^{k+1} = argmin_u E(u, W^{k+1}) (Algorithm 2 or 4).
         outer += 1
         t0 = time.perf_counter()
-        lam, mu = run.config.lam, run.config.mu
+        lam, mu = run.lam, run.config.mu
         reference = u.clone() if mu > 0 else None
         progress = None
         for progress in chambolle_pock(
@@ -336,13 +390,13 @@ def _alternate(
         steps = progress.iteration if progress else 0
         gap = progress.gap if progress else None
         logger.info("segmentation %d: %d primal-dual iterations, gap %.2e", outer, steps, gap or 0.0)
-        everything = single_region(pd_state.u >= 0.5)
-        if everything is not None:
-            # A single region cannot train two experts and is no segmentation: end with the last two-region one.
+        collapse = collapsed(pd_state.u >= 0.5, boxes)
+        if collapse is not None:
+            # One region (or one that took the other's boxes) is no segmentation: end with the last good one.
             degenerate = True
             before = "the initial regions are" if kept.step == 0 else f"the mask of step {kept.step} is"
             stop_reason = (
-                f"segmentation step {outer} made the whole image {everything} with λ = {lam:g}, so {before} kept; "
+                f"segmentation step {outer} made {collapse} with λ = {lam:g}, so {before} kept; "
                 "lower λ, draw larger boxes, or try one expert (constant background)"
             )
             logger.warning(stop_reason)
@@ -378,6 +432,7 @@ def _alternate(
         outer_iterations=outer,
         stop_reason=stop_reason,
         degenerate=degenerate,
+        automatic_lam=run.automatic_lam,
         image_range=(lo, hi),
         residual_fg=_frozen(kept_fg),
         residual_bg=_frozen(kept_bg),
@@ -385,6 +440,19 @@ def _alternate(
     )
     logger.info("done after %d segmentation steps: %s", outer, stop_reason)
     yield run.snapshot(Phase.DONE, outer, f"done: {stop_reason}", result=result)
+
+
+def background_needs_network(network: torch.Tensor, constant: torch.Tensor, region: torch.Tensor) -> bool:
+    """Whether a network expert explains the background region better than its mean (``experts="auto"``).
+
+    Compares the mean region residuals (eq. 5) of the trained background
+    network and of the constant background. On a flat background (fluorescence)
+    a network, which explains any locally smooth patch, brings nothing over the
+    constant and later also explains the objects; there the constant is kept.
+    The network is scored on the pixels it was trained on, which favours it
+    on small boxes (below about 12 × 12 pixels it tends to be kept).
+    """
+    return bool(network[region].mean() < constant[region].mean())
 
 
 def _certified(state: PrimalDualState, data: torch.Tensor, lam: float, gap_tol: float) -> bool:
@@ -540,4 +608,5 @@ def resegment(
         dual=_frozen(state.p),
         stop_reason=stop_reason,
         degenerate=everything is not None,
+        automatic_lam=result.automatic_lam and lam == result.config.lam,
     )

@@ -84,7 +84,8 @@ class SegmentationResult:
         Seconds spent per phase (``init``, ``train_foreground``,
         ``train_background``, ``segment``).
     config : Self2SegConfig
-        The settings used (with the last live λ/µ).
+        The settings used, with the λ actually used (the automatic one, or
+        the last live λ) and the last live µ.
     seed : int
         Seed of the run.
     device : str
@@ -94,10 +95,15 @@ class SegmentationResult:
     stop_reason : str
         Why the run stopped.
     degenerate : bool
-        Whether the last segmentation step made the whole image one region.
+        Whether the last segmentation step collapsed: made the whole image one
+        region or, with box prompts, gave more than half of one region's
+        boxes to the other region (a flood that left a few pixels over).
         A run then ends with the last mask that had two regions (the initial
         regions if there was none); :func:`resegment` returns the
         single-region minimiser and sets this flag.
+    automatic_lam : bool
+        Whether ``config.lam`` was chosen from the image (``lam="auto"``)
+        rather than given or sent live.
     image_range : tuple of float
         ``(min, max)`` of the input, used for the [0, 1] normalisation.
     residual_fg, residual_bg : numpy.ndarray
@@ -122,10 +128,19 @@ class SegmentationResult:
     outer_iterations: int
     stop_reason: str
     degenerate: bool
+    automatic_lam: bool
     image_range: tuple[float, float]
     residual_fg: np.ndarray = field(repr=False)
     residual_bg: np.ndarray = field(repr=False)
     dual: np.ndarray = field(repr=False)
+
+    @property
+    def lam(self) -> float:
+        """The λ ``mask`` was solved with: ``config.lam``, a number also after ``lam="auto"``."""
+        lam = self.config.lam
+        if isinstance(lam, str):  # pragma: no cover - a run always resolves "auto" before its result
+            raise RuntimeError("the result's λ was never chosen")
+        return lam
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +167,9 @@ class SolverState:
         Current composite denoised image in input scale, once experts exist.
     energies : tuple of float
         Energies of the finished outer iterations.
+    lam : float or None
+        The λ the segmentation steps use; None while the automatic λ is not
+        chosen yet (before the first training ends).
     loss : float or None
         Last training loss (training phases).
     gap : float or None
@@ -172,6 +190,7 @@ class SolverState:
     relaxed: np.ndarray
     denoised: np.ndarray | None
     energies: tuple[float, ...]
+    lam: float | None
     loss: float | None
     gap: float | None
     elapsed: float

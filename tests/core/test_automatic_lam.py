@@ -1,0 +1,123 @@
+"""The image-derived default λ (core/automatic_lam.py) and how a run uses it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from napari_self2seg.core import (
+    DenoiserConfig,
+    LiveParameters,
+    Phase,
+    PrimalDualConfig,
+    Self2SegConfig,
+    dice,
+    iterate,
+    preset,
+    resegment,
+    segment,
+)
+from napari_self2seg.core.automatic_lam import LAM_FLOOR, automatic_lam
+from napari_self2seg.datasets import blob_mask, inner_box
+
+AUTO_TINY = Self2SegConfig(
+    lam="auto",
+    residual="blind",
+    max_outer_iter=2,
+    denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=300),
+    solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-5),
+)
+
+
+def regions(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    fg = torch.zeros(shape, dtype=torch.bool)
+    fg[: shape[0] // 2] = True
+    return fg, ~fg
+
+
+def test_rule_is_the_pooled_within_region_standard_deviation() -> None:
+    fg, bg = regions((40, 40))
+    rng = np.random.default_rng(0)
+    data = torch.where(fg, -0.3, 0.5) + torch.from_numpy(rng.normal(0.0, 1.0, (40, 40)))
+    data = torch.where(fg, data * 0.02, data * 0.04)  # spread 0.02 in one region, 0.04 in the other
+    expected = np.sqrt((data[fg].var(correction=0) + data[bg].var(correction=0)).item() / 2)
+    assert automatic_lam(data, fg, bg) == pytest.approx(expected, rel=1e-9)
+    # the region means (how strongly the experts disagree) do not enter, only the spread around them
+    shifted = torch.where(fg, data - 1.0, data + 2.0)
+    assert automatic_lam(shifted, fg, bg) == pytest.approx(expected, rel=1e-6)
+
+
+def test_rule_has_a_floor_for_a_noise_free_data_term() -> None:
+    fg, bg = regions((16, 16))
+    assert automatic_lam(torch.where(fg, -0.2, 0.2), fg, bg) == LAM_FLOOR
+
+
+def test_rule_needs_two_pixels_per_region() -> None:
+    fg = torch.zeros((8, 8), dtype=torch.bool)
+    fg[0, 0] = True
+    with pytest.raises(ValueError, match="initial foreground has 1 pixel"):
+        automatic_lam(torch.zeros((8, 8)), fg, ~fg)
+
+
+def noisy_disk(noise: float, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    truth = blob_mask((size, size), 0.3, kind="disk")
+    clean = np.where(truth, 0.6, 0.4)
+    return (clean + np.random.default_rng(1).normal(0.0, noise, truth.shape)).astype(np.float32), truth
+
+
+def run_disk(noise: float, config: Self2SegConfig = AUTO_TINY) -> tuple[float, float, bool]:
+    image, truth = noisy_disk(noise)
+    result = segment(image, config, fg_boxes=[inner_box(truth, 12)], bg_boxes=[inner_box(~truth, 12)], device="cpu")
+    return result.lam, dice(result.mask, truth), result.automatic_lam
+
+
+@pytest.mark.parametrize("contrast", [0.05, 0.5])
+def test_rule_grows_with_the_noise_of_the_data_term(contrast: float) -> None:
+    fg, bg = regions((64, 64))
+    noise = torch.from_numpy(np.random.default_rng(2).normal(0.0, 1.0, (64, 64)))
+    lams = [automatic_lam(torch.where(fg, -contrast, contrast) + level * noise, fg, bg) for level in (0.01, 0.03, 0.1)]
+    assert lams == sorted(lams) and lams[-1] > 5 * lams[0]
+
+
+def test_automatic_lam_is_small_without_noise_and_segments_noisy_images() -> None:
+    runs = {noise: run_disk(noise) for noise in (0.0, 0.05, 0.1, 0.2)}
+    assert all(automatic for _, _, automatic in runs.values())
+    assert runs[0.0][0] < 0.01  # noise-free: little smoothing is needed
+    for noise in (0.05, 0.1, 0.2):
+        lam, score, _ = runs[noise]
+        assert 0.01 < lam < 0.2, (noise, lam)  # the paper's λ for DSB2018: 0.01–0.07
+        assert score > 0.9, (noise, score)
+
+
+def test_run_reports_the_chosen_lam_in_snapshots_and_result() -> None:
+    image, truth = noisy_disk(0.1)
+    stream = iterate(image, AUTO_TINY, fg_boxes=[inner_box(truth, 12)], bg_boxes=[inner_box(~truth, 12)])
+    states = list(stream)
+    assert states[0].phase is Phase.INIT and states[0].lam is None  # not chosen before the experts exist
+    chosen = {s.lam for s in states if s.phase is Phase.SEGMENT}
+    result = states[-1].result
+    assert result is not None and result.automatic_lam
+    assert chosen == {result.lam} and result.config.lam == result.lam
+    # re-segmenting at the chosen λ is the run's own mask; another λ is no longer automatic
+    assert resegment(result, lam=result.lam).automatic_lam
+    assert not resegment(result, lam=2 * result.lam).automatic_lam
+
+
+def test_a_live_lambda_sent_before_the_choice_wins() -> None:
+    image, truth = noisy_disk(0.1)
+    stream = iterate(image, AUTO_TINY, fg_boxes=[inner_box(truth, 12)], bg_boxes=[inner_box(~truth, 12)])
+    next(stream)
+    state = stream.send(LiveParameters(lam=0.0123))
+    while state.result is None:
+        state = next(stream)
+    assert state.result.lam == 0.0123 and not state.result.automatic_lam
+
+
+def test_presets_and_config_checks() -> None:
+    assert preset("fast").lam == "auto" and preset("paper").lam == 0.04
+    for bad in ("Auto", "0.04", "", -0.01, 0.0):
+        with pytest.raises(ValueError, match=r"lam \(λ\) must be"):
+            dataclasses.replace(AUTO_TINY, lam=bad)  # type: ignore[arg-type]
