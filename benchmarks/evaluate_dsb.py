@@ -21,6 +21,9 @@ self2seg_1      Self2Seg, one Noise2Fast expert + constant background, denoise+t
                 same denoised image); it is trained once per crop and σ, passed as ``init_mask``,
                 and its time is counted in every run that uses it.
 self2seg_2      Self2Seg with two experts (run at the fixed λ only, see Notes).
+self2seg_auto_1 ``self2seg_1`` with the automatic λ (``lam="auto"``, core/automatic_lam.py): one run per
+                crop, no grid — the default a user gets.
+self2seg_auto_2 the same with two experts.
 
 Protocols: (a) one fixed λ per method, the best mean Dice at σ = 30, used for every σ; (b) the
 paper's oracle: the best λ per crop. Dice of the binary mask against ``mask > 0``. PSNR (for methods
@@ -37,6 +40,7 @@ Usage::
 
     python benchmarks/evaluate_dsb.py                      # full run, writes docs/results.md and the figure
     python benchmarks/evaluate_dsb.py --quick --out DIR    # 2 crops, σ = 30, tiny networks (used by a test)
+    python benchmarks/evaluate_dsb.py --methods otsu tv_otsu self2seg_auto_1 --out DIR   # a subset
 """
 
 from __future__ import annotations
@@ -85,6 +89,11 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "sequential": (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08),
     "self2seg_1": (0.005, 0.01, 0.02, 0.04),
 }
+AUTO_METHODS = ("self2seg_auto_1", "self2seg_auto_2")
+"""Self2Seg with ``lam="auto"``: run once per crop and σ; both protocols coincide."""
+METHODS = (*GRIDS, "self2seg_2", *AUTO_METHODS)
+Lam = float | Literal["auto"]
+
 threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
 chan_vese: Callable[..., np.ndarray] = segmentation.chan_vese
 denoise_tv: Callable[..., np.ndarray] = restoration.denoise_tv_chambolle
@@ -165,7 +174,7 @@ def shared_n2f(
     return den, seconds
 
 
-def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], lam: float) -> Self2SegConfig:
+def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], lam: Lam) -> Self2SegConfig:
     """Apply the paper's DSB setting: denoise+threshold init (given as a mask), residual filter 3 for σ >= 30."""
     return dataclasses.replace(
         base,
@@ -179,24 +188,28 @@ def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], la
 Record = dict[str, Any]
 
 
-def run_method(method: str, crop: Crop, sigma: int, lam: float, base: Self2SegConfig, cache: dict[str, Any]) -> Record:
+def run_method(method: str, crop: Crop, sigma: int, lam: Lam, base: Self2SegConfig, cache: dict[str, Any]) -> Record:
     """One method on one noisy crop at one λ: Dice, PSNR (if it denoises), seconds, mask, denoised."""
     noisy = crop.noisy[sigma]
     f = normalised(noisy)
     t0 = time.perf_counter()
     denoised: np.ndarray | None = None
     shared_seconds = 0.0
+    lam_used = lam
+    if lam == "auto" and method not in AUTO_METHODS:
+        raise ValueError(f"{method} has no automatic λ")
+    weight = 0.0 if lam == "auto" else lam  # the classical methods' λ
     if method == "otsu":
         mask = noisy > threshold_otsu(noisy)
     elif method == "chan_vese":
-        phase = chan_vese(f, mu=lam, lambda1=1.0, lambda2=1.0, tol=1e-3, max_num_iter=500, dt=0.5)
+        phase = chan_vese(f, mu=weight, lambda1=1.0, lambda2=1.0, tol=1e-3, max_num_iter=500, dt=0.5)
         mask = phase if f[phase].mean() >= f[~phase].mean() else ~phase
     elif method == "tv_otsu":
-        den = denoise_tv(f, weight=lam)
+        den = denoise_tv(f, weight=weight)
         mask = den > threshold_otsu(den)
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     elif method == "convex_cv":
-        mask = convex_cv(f, lam, f > 0.5)
+        mask = convex_cv(f, weight, f > 0.5)
     elif method in ("n2f_threshold", "n2f_otsu"):
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
         den_n = normalised(den)
@@ -205,70 +218,76 @@ def run_method(method: str, crop: Crop, sigma: int, lam: float, base: Self2SegCo
     elif method == "sequential":
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
         den_n = normalised(den)
-        mask = convex_cv(den_n, lam, den_n > base.threshold)
+        mask = convex_cv(den_n, weight, den_n > base.threshold)
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     else:
         # denoise+threshold init from the same whole-image Noise2Fast as `sequential` (paper §5);
         # it does not depend on λ, so it is trained once per crop and σ and its time is counted in every run
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
         init_mask, _ = threshold_regions(normalised(den), base.threshold, "denoised crop")
-        experts: Literal[1, 2] = 1 if method == "self2seg_1" else 2
+        experts: Literal[1, 2] = 1 if method.endswith("_1") else 2
         config = self2seg_config(base, sigma, experts, lam)
         result = segment(noisy, config, init_mask=init_mask, seed=0, device="cpu")
-        mask, denoised = result.mask, result.denoised
+        mask, denoised, lam_used = result.mask, result.denoised, result.lam
     seconds = time.perf_counter() - t0 + shared_seconds
     return {
         "dice": dice(mask, crop.truth),
         "psnr": psnr(crop.clean, denoised) if denoised is not None else None,
         "seconds": seconds,
+        "lam": lam_used,
         "mask": mask,
         "denoised": denoised,
     }
 
 
 def evaluate(
-    crops: list[Crop], sigmas: tuple[int, ...], base: Self2SegConfig, log: Callable[[str], None]
+    crops: list[Crop],
+    sigmas: tuple[int, ...],
+    base: Self2SegConfig,
+    log: Callable[[str], None],
+    methods: tuple[str, ...] = METHODS,
 ) -> dict[str, Any]:
-    """Run every method, on every crop and σ, over its λ grid; then apply both protocols."""
+    """Run the chosen methods on every crop and σ, over their λ grids; then apply both protocols."""
     cache: dict[str, Any] = {}
-    runs: dict[tuple[str, int, float, int], Record] = {}
-    methods = list(GRIDS)
-    for method in methods:
+    runs: dict[tuple[str, int, Lam, int], Record] = {}
+
+    def run_all(method: str, lams: tuple[Lam, ...]) -> None:
         started = time.perf_counter()
         for sigma in sigmas:
-            for lam in GRIDS[method]:
+            for lam in lams:
                 for crop in crops:
                     runs[(method, sigma, lam, crop.index)] = run_method(method, crop, sigma, lam, base, cache)
-                mean_dice = np.mean([runs[(method, sigma, lam, c.index)]["dice"] for c in crops])
-                log(f"  {method} σ={sigma} λ={lam:g}: mean Dice {mean_dice:.3f}")
+                chosen = [runs[(method, sigma, lam, c.index)] for c in crops]
+                used = f" (λ chosen: {np.mean([r['lam'] for r in chosen]):.4f} on average)" if lam == "auto" else ""
+                log(f"  {method} σ={sigma} λ={lam}: mean Dice {np.mean([r['dice'] for r in chosen]):.3f}{used}")
         log(f"{method}: {time.perf_counter() - started:.0f} s")
+
+    grids: dict[str, tuple[Lam, ...]] = {m: GRIDS[m] for m in methods if m in GRIDS}
+    for method, grid in grids.items():
+        run_all(method, grid)
     select_sigma = 30 if 30 in sigmas else sigmas[0]
 
-    def fixed_lambda(method: str) -> float:
+    def fixed_lambda(method: str) -> Lam:
         return max(
-            GRIDS[method], key=lambda lam: np.mean([runs[(method, select_sigma, lam, c.index)]["dice"] for c in crops])
+            grids[method], key=lambda lam: np.mean([runs[(method, select_sigma, lam, c.index)]["dice"] for c in crops])
         )
 
-    fixed = {m: fixed_lambda(m) for m in methods}
-    started = time.perf_counter()
-    for sigma in sigmas:
-        for crop in crops:
-            runs[("self2seg_2", sigma, fixed["self2seg_1"], crop.index)] = run_method(
-                "self2seg_2", crop, sigma, fixed["self2seg_1"], base, cache
-            )
-        mean_dice = np.mean([runs[("self2seg_2", sigma, fixed["self2seg_1"], c.index)]["dice"] for c in crops])
-        log(f"  self2seg_2 σ={sigma} λ={fixed['self2seg_1']:g}: mean Dice {mean_dice:.3f}")
-    log(f"self2seg_2: {time.perf_counter() - started:.0f} s")
-    fixed["self2seg_2"] = fixed["self2seg_1"]
-    grids_run = {**GRIDS, "self2seg_2": (fixed["self2seg_1"],)}
-
+    fixed: dict[str, Lam] = {m: fixed_lambda(m) for m in grids}
+    if "self2seg_2" in methods:  # at the λ fixed for self2seg_1 (0.02 if that was not run)
+        grids["self2seg_2"] = (fixed.get("self2seg_1", 0.02),)
+        fixed["self2seg_2"] = grids["self2seg_2"][0]
+        run_all("self2seg_2", grids["self2seg_2"])
+    for method in AUTO_METHODS:
+        if method in methods:
+            grids[method], fixed[method] = ("auto",), "auto"
+            run_all(method, grids[method])
     table: dict[str, Any] = {}
-    for method in [*methods, "self2seg_2"]:
+    for method in grids:
         row: dict[str, Any] = {"lambda_fixed": fixed[method]}
         for sigma in sigmas:
             fixed_runs = [runs[(method, sigma, fixed[method], c.index)] for c in crops]
             oracle_runs = [
-                max((runs[(method, sigma, lam, c.index)] for lam in grids_run[method]), key=lambda r: r["dice"])
+                max((runs[(method, sigma, lam, c.index)] for lam in grids[method]), key=lambda r: r["dice"])
                 for c in crops
             ]
             psnrs = [r["psnr"] for r in fixed_runs if r["psnr"] is not None]
@@ -280,6 +299,7 @@ def evaluate(
                 "psnr_mean": float(np.mean(psnrs)) if psnrs else None,
                 "psnr_std": float(np.std(psnrs)) if psnrs else None,
                 "seconds_per_crop": float(np.mean([r["seconds"] for r in fixed_runs])),
+                "lam_mean": float(np.mean([r["lam"] for r in fixed_runs])),
             }
         table[method] = row
     return {"table": table, "runs": runs, "fixed": fixed}
@@ -291,7 +311,9 @@ def figure(crop: Crop, sigma: int, evaluation: dict[str, Any], path: Path) -> li
     panels = [("noisy", normalised(crop.noisy[sigma])), ("ground truth", crop.truth.astype(float))]
     for method in evaluation["table"]:
         panels.append((f"{method} mask", runs[(method, sigma, fixed[method], crop.index)]["mask"].astype(float)))
-    for method in ("tv_otsu", "sequential", "self2seg_1"):
+    for method in ("tv_otsu", "sequential", "self2seg_1", "self2seg_auto_1"):
+        if method not in fixed:
+            continue
         den = runs[(method, sigma, fixed[method], crop.index)]["denoised"]
         panels.append((f"{method} denoised", np.clip((den - crop.clean.min()) / np.ptp(crop.clean), 0, 1)))
     gap = np.ones((CROP, 4))
@@ -302,7 +324,14 @@ def figure(crop: Crop, sigma: int, evaluation: dict[str, Any], path: Path) -> li
 
 def has_lambda(method: str) -> bool:
     """Whether the method has a λ grid (methods without one are listed with the single value 0)."""
-    return GRIDS.get(method) != (0.0,)
+    return method not in AUTO_METHODS and GRIDS.get(method) != (0.0,)
+
+
+def lambda_text(method: str, row: dict[str, Any], sigma: int) -> str:
+    """Return the λ column: the fixed value, "auto (mean chosen)" or "–"."""
+    if method in AUTO_METHODS:
+        return f"auto (mean {row[str(sigma)]['lam_mean']:.3f})"
+    return format(row["lambda_fixed"], "g") if has_lambda(method) else "–"
 
 
 def table_row(cells: list[str]) -> str:
@@ -344,9 +373,9 @@ def markdown(
     for method, row in table.items():
         dices = [f"{row[str(s)]['fixed_mean']:.3f} ± {row[str(s)]['fixed_std']:.3f}" for s in sigmas]
         psnrs = [f"{row[str(s)]['psnr_mean']:.2f}" if row[str(s)]["psnr_mean"] is not None else "–" for s in sigmas]
-        secs = row[str(30 if 30 in sigmas else sigmas[0])]["seconds_per_crop"]
-        lam = format(row["lambda_fixed"], "g") if has_lambda(method) else "–"
-        lines.append(table_row([method, lam, *dices, *psnrs, f"{secs:.2f}"]))
+        select = 30 if 30 in sigmas else sigmas[0]
+        secs = row[str(select)]["seconds_per_crop"]
+        lines.append(table_row([method, lambda_text(method, row, select), *dices, *psnrs, f"{secs:.2f}"]))
     lines += [
         "",
         "## (b) Oracle λ per crop (the paper's protocol), next to the paper's Table 1",
@@ -358,6 +387,8 @@ def markdown(
         oracle = [f"{row[str(s)]['oracle_mean']:.3f} ± {row[str(s)]['oracle_std']:.3f}" for s in sigmas]
         paper = " / ".join(f"{v:.3f}" for v in PAPER[method]) if method in PAPER else "–"
         grid_text = ", ".join(f"{g:g}" for g in grid) if has_lambda(method) else "–"
+        if method in AUTO_METHODS:
+            grid_text = "auto (one run)"
         lines.append(table_row([method, grid_text, *oracle, paper]))
     lines += ["", figure_note, ""]
     return "\n".join(lines)
@@ -368,6 +399,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 crops, σ = 30, tiny networks: a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for results.md and the figure")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="run only these")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.quick:
@@ -379,7 +411,7 @@ def main() -> None:
         )
     else:
         crops, sigmas, base = load_crops(16), SIGMAS, preset("fast")
-    result = evaluate(crops, sigmas, base, log=lambda m: print(m, flush=True))
+    result = evaluate(crops, sigmas, base, log=lambda m: print(m, flush=True), methods=tuple(args.methods))
     args.out.mkdir(parents=True, exist_ok=True)
     fig_sigma = 50 if 50 in sigmas else sigmas[-1]
     (args.out / "images").mkdir(parents=True, exist_ok=True)
@@ -390,6 +422,8 @@ def main() -> None:
         f"panels left to right: {', '.join(names)}."
     )
     command = "python benchmarks/evaluate_dsb.py" + (" --quick" if args.quick else "")
+    if tuple(args.methods) != METHODS:
+        command += " --methods " + " ".join(args.methods)
     (args.out / "results.md").write_text(
         markdown(result, sigmas, len(crops), command, time.perf_counter() - started, note)
     )

@@ -75,7 +75,7 @@ def main() -> None:
         result, truth = trained_run(case, args.size, args.seed)
         polarity_free = case == "textures"
         for factor in LAM_FACTORS:
-            lam = result.config.lam * factor
+            lam = result.lam * factor
             reference = solve_from(result, lam, tight)[0] >= 0.5
             for name, rule in RULES.items():
                 times = []

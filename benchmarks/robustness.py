@@ -8,7 +8,8 @@ Families (all synthetic except ``dsb``, which reads ``../shared/data``):
 * ``shapes``: a brighter region of various shapes covering 10–60 % of the image;
 * ``nuclei``: synthetic nuclei, plain, with a bias field, with uneven brightness, touching;
 * ``dsb``: the four 256² quadrants of the shared DSB2018 image at σ = 10, 30, 50, with a
-  box inside a nucleus and one in the background (as a user would draw them).
+  box inside a nucleus and one in the background (as a user would draw them);
+* ``samples``: the plugin's two napari samples with one box per region.
 
 Each case runs the package's defaults (``segment(image, fg_boxes=…, bg_boxes=…)``: the
 ``fast`` preset, boxes, seed 0) and reports its Dice, whether it flooded (> 95 % foreground)
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from napari_self2seg.datasets import SyntheticImage
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-FAMILIES = ("textures", "shapes", "nuclei", "dsb")
+FAMILIES = ("textures", "shapes", "nuclei", "dsb", "samples")
 
 # (fg texture, period, angle), (bg texture, period, angle): the first is the issue's flooding pair
 TEXTURE_PAIRS = [
@@ -130,6 +131,18 @@ def dsb_cases() -> Iterator[Case]:
                 yield Case("dsb", f"σ {sigma}, crop ({qy}, {qx})", sample, polarity_free=False)
 
 
+def sample_cases() -> Iterator[Case]:
+    """Yield the two napari samples with one box per region, as a first-time user runs them."""
+    from napari_self2seg.datasets import SyntheticImage, inner_box, two_textures
+    from napari_self2seg.sample_data import load_noisy_nuclei
+
+    image, labels = load_noisy_nuclei()
+    truth = labels > 0
+    nuclei = SyntheticImage(image, image, truth, inner_box(truth, 16), inner_box(~truth, 40))
+    yield Case("samples", "bundled noisy nuclei (DSB2018 crop, σ 30), 256²", nuclei, polarity_free=False)
+    yield Case("samples", "bundled two textures (stripes 6), 128²", two_textures(128, period=6), polarity_free=True)
+
+
 def cases(family: str, size: int) -> Iterator[Case]:
     if family == "textures":
         return texture_cases(size)
@@ -137,6 +150,8 @@ def cases(family: str, size: int) -> Iterator[Case]:
         return shape_cases(size)
     if family == "nuclei":
         return nuclei_cases(size)
+    if family == "samples":
+        return sample_cases()
     return dsb_cases()
 
 
@@ -181,7 +196,7 @@ def run_case(case: Case, device: str) -> dict[str, Any]:
         "vanished": fraction < 0.005,
         "degenerate": result.degenerate,
         "stop_reason": result.stop_reason,
-        "lam": result.config.lam,
+        "lam": result.lam,
         **baselines(s.image, s.truth, case.polarity_free),
     }
 

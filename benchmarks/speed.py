@@ -56,13 +56,29 @@ def load_case(case: str, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, A
     raise ValueError(f"unknown case {case!r}")
 
 
+PRESET_NAMES = ("paper", "fast", "fast-previous")
+
+
+def named_config(name: str) -> Any:
+    """Return a preset, or ``fast-previous``: the ``fast`` preset before the robust defaults of issue 15.
+
+    ``fast-previous`` is ``fast`` with λ = 0.04, full residuals and the fixed steps τ = 2, σ = 1/16,
+    so that a run of this script compares the old and new default in the same process conditions.
+    """
+    from napari_self2seg.core import PrimalDualConfig, preset
+
+    if name != "fast-previous":
+        return preset(name)
+    fast = preset("fast")
+    steps = PrimalDualConfig(tau=2.0, sigma=1.0 / 16.0, max_iter=fast.solver.max_iter, check_every=25)
+    return dataclasses.replace(fast, lam=0.04, residual="full", solver=steps)
+
+
 def configured_case(case: str, size: int, preset_name: str) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any]]:
     """Return (image, truth, the preset's config with the case's settings, box keyword arguments)."""
-    from napari_self2seg.core import preset
-
     image, truth, extra = load_case(case, size)
     boxes: dict[str, Any] = {k: extra.pop(k) for k in ("fg_boxes", "bg_boxes") if k in extra}
-    return image, truth, dataclasses.replace(preset(preset_name), **extra), boxes
+    return image, truth, dataclasses.replace(named_config(preset_name), **extra), boxes
 
 
 def run_single(case: str, size: int, preset_name: str, device: str, seed: int, max_outer: int | None) -> dict[str, Any]:
@@ -98,7 +114,7 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int, m
     from napari_self2seg.core import resegment
 
     t0 = time.perf_counter()
-    resegment(result, lam=result.config.lam * 1.5)
+    resegment(result, lam=result.lam * 1.5)
     reseg_time = time.perf_counter() - t0
 
     score = dice(result.mask, truth)
@@ -164,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", nargs="+", default=["textures"], choices=["textures", "dsb"])
     parser.add_argument("--size", nargs="+", type=int, default=[256])
-    parser.add_argument("--preset", nargs="+", default=["paper"])
+    parser.add_argument("--preset", nargs="+", default=["paper"], choices=PRESET_NAMES)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-outer", type=int, default=None, help="cap the outer iterations (for scaling runs)")
