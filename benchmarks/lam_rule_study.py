@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,9 +122,7 @@ def main() -> None:
     print("\nmean/worst first-step Dice per family")
     print("\n".join(summary(rows)))
     print(f"total {time.perf_counter() - started:.0f} s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1))
+    robustness.write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

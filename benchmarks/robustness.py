@@ -215,6 +215,13 @@ def family_summary(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def write_rows(path: Path | None, rows: list[dict[str, Any]]) -> None:
+    """Write the per-case rows as JSON (nothing when ``path`` is None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", nargs="+", choices=FAMILIES, default=list(FAMILIES))
@@ -252,9 +259,7 @@ def main() -> None:
     worst = min(rows, key=lambda r: r["self2seg"])
     print(f"worst case overall: {worst['family']} / {worst['case']}: Dice {worst['self2seg']:.3f}")
     print(f"total {time.perf_counter() - started:.0f} s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1))
+    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":
