@@ -55,9 +55,7 @@ def main() -> None:
     for region, (y0, x0, y1, x1) in (("foreground", sample.fg_box), ("background", sample.bg_box)):
         widget.set_region(region)
         boxes.add_rectangles(np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float))
-    widget.params.experts.value = 2
-    widget.params.lam.value = 0.02
-    viewer.reset_view()
+    viewer.reset_view()  # the widget's defaults: experts and λ chosen by the run
     shot(viewer, "boxes.png")
 
     seen: list[Phase] = []
@@ -69,8 +67,8 @@ def main() -> None:
     shot(viewer, "mid_run.png")
     wait(lambda: widget.worker is None)
     print(f"Run pressed -> first mask update in the viewer: {widget._job['first_mask_s']:.1f} s (256², this machine)")
-    shot(viewer, "finished.png")
-    widget.params.lam.value = 0.05
+    shot(viewer, "finished.png")  # the λ box shows the λ chosen from the image
+    widget.params.lam.value = round(2 * widget.run_result.lam, 4)
     wait(lambda: widget.reseg_worker is None)
     shot(viewer, "tuned.png")
     widget.show_denoised.value = True  # layer list: image < denoised (now shown) < mask < boxes

@@ -121,3 +121,12 @@ def test_presets_and_config_checks() -> None:
     for bad in ("Auto", "0.04", "", -0.01, 0.0):
         with pytest.raises(ValueError, match=r"lam \(λ\) must be"):
             dataclasses.replace(AUTO_TINY, lam=bad)  # type: ignore[arg-type]
+
+
+def test_automatic_lam_without_boxes_warns_that_the_rule_is_made_for_boxes(caplog: pytest.LogCaptureFixture) -> None:
+    image, _ = noisy_disk(0.1)
+    config = dataclasses.replace(AUTO_TINY, init="threshold", max_outer_iter=1)
+    with caplog.at_level("WARNING", logger="napari_self2seg.core.solver"):
+        result = segment(image, config, device="cpu")
+    assert result.automatic_lam
+    assert any("validated with box prompts" in r.getMessage() for r in caplog.records)

@@ -83,6 +83,15 @@ class _Run:
         self.config = dataclasses.replace(self.config, lam=lam)
         self.automatic_lam = True
         logger.info("automatic λ = %.4g (spread of r_F - r_B in the initial regions)", lam)
+        if self.config.init != "boxes":
+            # measured in docs/results.md: 2-4x too large on DSB2018 with the denoise-threshold init
+            logger.warning(
+                "λ = %.3g was chosen from the image, a rule validated with box prompts; with init=%r it tends "
+                "to be too large (the regions hold misclassified pixels). If the mask floods or loses objects, "
+                "give λ yourself (0.01-0.02 for nuclei) or draw boxes.",
+                lam,
+                self.config.init,
+            )
 
     def receive(self, sent: LiveParameters | None) -> None:
         """Apply parameters sent into the generator (validated by LiveParameters)."""
