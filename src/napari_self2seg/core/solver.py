@@ -333,7 +333,7 @@ def _alternate(
     run.mask, run.relaxed = _frozen(regions[0]), _frozen(u)
     run.receive((yield run.snapshot(Phase.INIT, 0, f"initial regions from {config.init}")))
 
-    boxes = (fg_region.clone(), bg_region.clone()) if config.init == "boxes" else None
+    boxes = (fg_region, bg_region) if config.init == "boxes" else None  # the names are rebound, never written
     fg_net = new_net()
     bg_net = new_net() if config.experts != 1 else None
     pd_state = PrimalDualState.from_mask(u)
@@ -341,6 +341,12 @@ def _alternate(
     degenerate = False
     stop_reason = f"reached max_outer_iter = {config.max_outer_iter}"
     outer = 0
+
+    def constant_background() -> torch.Tensor:
+        """Return the constant background expert (eq. 5, D_B = c_B): mean over the boxes first, then over 1 - u."""
+        weight = bg_region.to(f.dtype) if outer == 0 else 1.0 - u
+        return weighted_mean(f, weight).expand_as(f)
+
     while True:
         # Expert step: W^{k+1} = argmin_W E(u^k, W) via Noise2Fast (eqs. 11–12).
         if outer > 0 and not den_cfg.warm_start:
@@ -353,13 +359,12 @@ def _alternate(
             pred_bg = region_prediction(bg_net, out_bg)
         else:
             t0 = time.perf_counter()
-            weight = bg_region.to(f.dtype) if outer == 0 else 1.0 - u
-            out_bg = pred_bg = weighted_mean(f, weight).expand_as(f)
+            out_bg = pred_bg = constant_background()
             run.timings["train_background"] += time.perf_counter() - t0
         residual_fg = squared_residual(f, pred_fg, config.residual_filter)
         residual_bg = squared_residual(f, pred_bg, config.residual_filter)
         if outer == 0 and run.config.experts == AUTO:
-            constant = weighted_mean(f, bg_region.to(f.dtype)).expand_as(f)
+            constant = constant_background()
             flat = squared_residual(f, constant, config.residual_filter)
             network_needed = background_needs_network(residual_bg, flat, bg_region)
             run.config = dataclasses.replace(run.config, experts=2 if network_needed else 1)
