@@ -60,7 +60,7 @@ from skimage import filters, io, metrics, restoration, segmentation
 
 from napari_self2seg import __version__
 from napari_self2seg.core import DenoiserConfig, Self2SegConfig, dice, preset, segment
-from napari_self2seg.core.config import PrimalDualConfig
+from napari_self2seg.core.config import BINARY_EXPERTS, PrimalDualConfig
 from napari_self2seg.core.denoiser.network import Noise2FastNet
 from napari_self2seg.core.denoiser.training import train_expert
 from napari_self2seg.core.energy import squared_residual, weighted_mean
@@ -138,27 +138,27 @@ def psnr(clean: np.ndarray, denoised: np.ndarray) -> float:
 
 def convex_cv(f: np.ndarray, lam: float, init: np.ndarray, iterations: int = 10) -> np.ndarray:
     """Convex Chan–Vese (eq. 2 with TV weighted by λ): alternate constants and a primal–dual solve."""
-    ft = torch.from_numpy(f.astype(np.float32))
-    state = PrimalDualState.from_mask(torch.from_numpy(init.astype(np.float32)))
+    ft = torch.from_numpy(f.astype(np.float32))[None]
+    start = torch.from_numpy(init.astype(np.float32))
+    state = PrimalDualState.from_memberships(torch.stack((1 - start, start)))
     config = PrimalDualConfig(tau=2.0, sigma=1 / 16, max_iter=2000, gap_tol=1e-6, check_every=25)
     for _ in range(iterations):
-        u = state.u
-        c_fg, c_bg = weighted_mean(ft, u), weighted_mean(ft, 1 - u)
-        solve(state, squared_residual(ft, c_fg) - squared_residual(ft, c_bg), lam, config)
-    return np.asarray(state.u.numpy() >= 0.5)
+        residuals = torch.stack([squared_residual(ft, weighted_mean(ft, u_k)) for u_k in state.u])
+        solve(state, residuals, lam, config)
+    return np.asarray(state.u[1].numpy() >= 0.5)
 
 
 def whole_image_n2f(f: np.ndarray, config: DenoiserConfig, seed: int) -> np.ndarray:
     """Noise2Fast on the whole image (mask = ones), the paper's sequential first stage."""
-    image = torch.from_numpy(f.astype(np.float32))
+    image = torch.from_numpy(f.astype(np.float32))[None]
     generator = torch.Generator().manual_seed(seed)
     net = Noise2FastNet(config.width, config.n_blocks, generator=generator)
-    training = train_expert(net, image, torch.ones_like(image, dtype=torch.bool), config, generator)
+    training = train_expert(net, image, torch.ones_like(image[0], dtype=torch.bool), config, generator)
     while True:
         try:
             next(training)
         except StopIteration as stop:
-            return np.asarray(stop.value.output.numpy(), dtype=np.float64)
+            return np.asarray(stop.value.output[0].numpy(), dtype=np.float64)
 
 
 def shared_n2f(
@@ -179,7 +179,7 @@ def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], la
     return dataclasses.replace(
         base,
         init="mask",
-        experts=experts,
+        experts=BINARY_EXPERTS[experts],
         residual_filter=3 if sigma >= 30 else 1,
         lam=lam,
     )
@@ -224,7 +224,7 @@ def run_method(method: str, crop: Crop, sigma: int, lam: Lam, base: Self2SegConf
         # denoise+threshold init from the same whole-image Noise2Fast as `sequential` (paper §5);
         # it does not depend on λ, so it is trained once per crop and σ and its time is counted in every run
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
-        init_mask, _ = threshold_regions(normalised(den), base.threshold, "denoised crop")
+        init_mask = threshold_regions(normalised(den), 2, base.threshold, "denoised crop")[1]
         experts: Literal[1, 2] = 1 if method.endswith("_1") else 2
         config = self2seg_config(base, sigma, experts, lam)
         result = segment(noisy, config, init_mask=init_mask, seed=0, device="cpu")

@@ -44,9 +44,9 @@ def study_case(case: Any) -> dict[str, Any]:
     config = preset("fast")
     solver = dataclasses.replace(config.solver, max_iter=3000)
     sample = case.sample
-    normalised, _, _ = normalise(check_image(sample.image))
+    normalised, _ = normalise(check_image(sample.image))
     f = torch.from_numpy(normalised)
-    fg, bg = (torch.from_numpy(r) for r in box_regions((sample.fg_box,), (sample.bg_box,), normalised.shape))
+    bg, fg = torch.from_numpy(box_regions({1: (sample.fg_box,), 0: (sample.bg_box,)}, normalised.shape[1:]))
     generator = torch.Generator().manual_seed(0)
     predictions = {}
     for name, region in (("fg", fg), ("bg", bg)):
@@ -58,16 +58,17 @@ def study_case(case: Any) -> dict[str, Any]:
             except StopIteration as stop:
                 output = stop.value.output
                 break
-        predictions[name] = {"full": output, "blind": blind_prediction(net, f, output)}
+        predictions[name] = {"full": output, "blind": blind_prediction(net, f, output)}  # (1, H, W)
     row: dict[str, Any] = {"family": case.family, "case": case.name}
     for mode in ("full", "blind"):
         d = squared_residual(f, predictions["fg"][mode]) - squared_residual(f, predictions["bg"][mode])
         spread = float(np.sqrt((d[fg].var(correction=0) + d[bg].var(correction=0)) / 2))
         scores = {}
         for lam in GRID:
-            state = PrimalDualState.from_mask(fg.to(f.dtype))
-            solve(state, d, lam, solver)
-            scores[str(lam)] = dice((state.u >= 0.5).numpy(), sample.truth)
+            start = fg.to(f.dtype)
+            state = PrimalDualState.from_memberships(torch.stack((1 - start, start)))
+            solve(state, torch.stack((torch.zeros_like(d), d)), lam, solver)
+            scores[str(lam)] = dice((state.u[1] >= 0.5).numpy(), sample.truth)
         row[mode] = {"spread": spread, "contrast": float(d[bg].mean() - d[fg].mean()) / 2, "dice": scores}
     return row
 

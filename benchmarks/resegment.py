@@ -43,7 +43,7 @@ def trained_run(case: str, size: int, seed: int) -> tuple[Any, np.ndarray]:
     """Run the ``fast`` preset once and return (result, ground truth)."""
     image, truth, config, boxes = configured_case(case, size, "fast")
     result = None
-    for state in iterate(image, config, seed=seed, **boxes):
+    for state in iterate(image, config, seed=seed, keep_problem=True, **boxes):
         result = state.result or result
     assert result is not None
     return result, truth
@@ -51,12 +51,12 @@ def trained_run(case: str, size: int, seed: int) -> tuple[Any, np.ndarray]:
 
 def solve_from(result: Any, lam: float, config: PrimalDualConfig) -> tuple[torch.Tensor, int]:
     """Solve the segmentation step for ``lam`` warm-started from ``result``; return (u, iterations)."""
-    state = PrimalDualState(u=torch.from_numpy(np.array(result.relaxed)), p=torch.from_numpy(np.array(result.dual)))
-    data = torch.from_numpy(np.array(result.residual_fg) - np.array(result.residual_bg))
+    problem = result.problem
+    state = PrimalDualState(u=torch.from_numpy(np.array(result.relaxed)), p=torch.from_numpy(np.array(problem.dual)))
     iterations = 0
-    for progress in chambolle_pock(state, data, lam, config):
+    for progress in chambolle_pock(state, torch.from_numpy(np.array(problem.residuals)), lam, config):
         iterations = progress.iteration
-    return state.u, iterations
+    return state.u[1], iterations
 
 
 def main() -> None:

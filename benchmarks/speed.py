@@ -40,7 +40,11 @@ def load_case(case: str, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, A
 
     if case == "textures":
         s = two_textures(size)
-        return s.image, s.truth, {"fg_boxes": [s.fg_box], "bg_boxes": [s.bg_box], "init": "boxes", "experts": 2}
+        return (
+            s.image,
+            s.truth,
+            {"fg_boxes": [s.fg_box], "bg_boxes": [s.bg_box], "init": "boxes", "experts": ("network",)},
+        )
     if case == "dsb":
         import tifffile
 
@@ -52,7 +56,16 @@ def load_case(case: str, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, A
         y0, x0 = (0, noisy.shape[1] - size) if size <= 512 else (0, 0)
         crop = (slice(y0, y0 + size), slice(x0, x0 + size))
         # the paper's DSB setting (§5): one expert + constant background, residual filter 3 for σ = 30
-        return noisy[crop], truth[crop], {"init": "denoise-threshold", "experts": 1, "residual_filter": 3, "lam": 0.01}
+        return (
+            noisy[crop],
+            truth[crop],
+            {
+                "init": "denoise-threshold",
+                "experts": ("constant", "network"),
+                "residual_filter": 3,
+                "lam": 0.01,
+            },
+        )
     raise ValueError(f"unknown case {case!r}")
 
 
@@ -102,7 +115,7 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int, m
     first_mask = None
     start = time.perf_counter()
     result = None
-    for state in iterate(image, config, seed=seed, device=device, **boxes):
+    for state in iterate(image, config, seed=seed, device=device, keep_problem=True, **boxes):
         if first_mask is None and state.phase is Phase.SEGMENT and state.message.startswith("segmentation"):
             first_mask = time.perf_counter() - start
         result = state.result or result
@@ -132,7 +145,7 @@ def run_single(case: str, size: int, preset_name: str, device: str, seed: int, m
         "total_s": total,
         "first_mask_s": first_mask,
         "resegment_s": reseg_time,
-        "timings_s": dict(result.timings),
+        "timings_s": result.timings.as_dict(),
         "outer_iterations": result.outer_iterations,
         "max_outer_iter": config.max_outer_iter,
         "stop_reason": result.stop_reason,
@@ -157,8 +170,8 @@ def _row(r: dict[str, Any]) -> str:
         f"{r['total_s']:.1f} ({r['total_s'] / cv:.0f}×)",
         f"{first:.1f}" if first is not None else "–",
         f"{t['init']:.1f}",
-        f"{t['train_foreground']:.1f}",
-        f"{t['train_background']:.1f}",
+        f"{t['expert_1']:.1f}",
+        f"{t['expert_0']:.1f}",
         f"{t['segment']:.2f}",
         f"{r['resegment_s']:.2f}",
         str(r["outer_iterations"]),

@@ -25,7 +25,7 @@ def expert_step_ms(name: str, size: int, repeats: int) -> float:
     """Mean wall time of one training step including its share of validation."""
     cfg = preset(name).denoiser
     gen = torch.Generator().manual_seed(0)
-    image = torch.rand(size, size, generator=gen)
+    image = torch.rand(1, size, size, generator=gen)
     region = torch.ones(size, size, dtype=torch.bool)
     steps = 5 + repeats
     config = type(cfg)(**{**cfg.__dict__, "max_steps": steps, "patience": steps})
@@ -43,9 +43,10 @@ def pd_iteration_ms(size: int, iterations: int = 2000) -> float:
     cfg = preset("paper").solver
     config = type(cfg)(**{**cfg.__dict__, "max_iter": iterations, "gap_tol": 0.0, "check_every": iterations})
     data = torch.randn(size, size, generator=torch.Generator().manual_seed(0)) * 0.01
-    state = PrimalDualState.from_mask(torch.full((size, size), 0.5))
+    state = PrimalDualState.from_memberships(torch.full((2, size, size), 0.5))
+    residuals = torch.stack((torch.zeros_like(data), data))  # two classes, data term r_1 - r_0
     t0 = time.perf_counter()
-    for _ in chambolle_pock(state, data, 0.04, config):
+    for _ in chambolle_pock(state, residuals, 0.04, config):
         pass
     return (time.perf_counter() - t0) / iterations * 1000
 

@@ -63,7 +63,7 @@ def main() -> None:
     assert widget.worker is not None, widget.status.value
     widget.worker.yielded.connect(lambda state: seen.append(state.phase))
     wait(lambda: seen.count(Phase.SEGMENT) >= 1 and mask_name("two textures") in viewer.layers)
-    wait(lambda: seen[-1] is Phase.TRAIN_FOREGROUND, timeout=60)
+    wait(lambda: seen[-1] is Phase.TRAIN, timeout=60)
     shot(viewer, "mid_run.png")
     wait(lambda: widget.worker is None)
     print(f"Run pressed -> first mask update in the viewer: {widget._job['first_mask_s']:.1f} s (256², this machine)")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def test_cli_automatic_choices_recorded_bad_values_refused(tmp_path: Path, tiny_
     assert cli.main([*common, "--lam", "auto", "--experts", "auto", "--max-outer", "1", *outputs]) == 0
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["automatic_lam"] is True and record["lam"] == record["config"]["lam"] > 0
-    assert record["config"]["experts"] in (1, 2)  # the choice made, not "auto"
+    assert record["config"]["experts"] in (["constant", "network"], ["network", "network"])  # the choice, not auto
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*common, "--experts", "3", *outputs])
     assert exit_info.value.code == 2 and "expected 1, 2 or 'auto'" in capsys.readouterr().err
@@ -109,7 +110,18 @@ def test_cli_reads_png(tmp_path: Path, tiny_config, monkeypatch) -> None:  # typ
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--fg-box", "0", "0", "4", "4"], "no background box"),
+        (["--fg-box", "0", "0", "4", "4"], "no box was given for background (class 0)"),
+        (["--box", "2", "0", "0", "4", "4", "--box", "0", "10", "10", "20", "20"], "no box was given for class 1"),
+        (["--box", "x", "0", "0", "4", "4"], "--box needs a class index first"),
+        (["--box", "300", "0", "0", "4", "4"], "--box class must be between 0"),
+        (
+            ["--box", "1", "0", "0", "4", "4", "--box", "0", "10", "10", "20", "20", "--constant-classes", "2"],
+            "--constant-classes lists class 2",
+        ),
+        (
+            ["--box", "1", "0", "0", "4", "4", "--box", "0", "9", "9", "20", "20", "--channel-axis", "0"],
+            "the image is 2-D",
+        ),
         (["--fg-box", "0", "0", "4", "4", "--bg-box", "90", "90", "99", "99"], "outside"),
         (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--lam", "-1"], "lam"),
         (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--device", "tpu"], "unknown device"),
@@ -142,3 +154,51 @@ def test_cli_missing_file_and_stack(tmp_path: Path) -> None:
     assert cli.main(["segment", str(tmp_path / "nope.tif"), "--mask-out", str(tmp_path / "m.tif")]) == 2
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 32, 32), np.float32), photometric="minisblack")
     assert cli.main(["segment", str(tmp_path / "stack.tif"), "--mask-out", str(tmp_path / "m.tif")]) == 2
+
+
+def test_cli_three_classes_write_class_indices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from napari_self2seg.datasets import three_textures
+
+    sample = three_textures(64)
+    tifffile.imwrite(tmp_path / "in.tif", sample.image)
+    boxes = [arg for k, items in sample.boxes.items() for box in items for arg in ("--box", str(k), *map(str, box))]
+    argv = ["segment", str(tmp_path / "in.tif"), *boxes, "--max-outer", "1", "--device", "cpu", "-q"]
+    outputs = ["--mask-out", str(tmp_path / "labels.tif"), "--json-out", str(tmp_path / "run.json")]
+    assert cli.main([*argv, "--constant-classes", "0", *outputs]) == 0
+    labels = tifffile.imread(tmp_path / "labels.tif")
+    assert labels.dtype == np.uint8 and labels.shape == sample.labels.shape and set(np.unique(labels)) == {0, 1, 2}
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["classes"] == 3 and record["config"]["experts"] == ["constant", "network", "network"]
+    assert sum(record["class_fractions"]) == labels.size and set(record["timings_s"]) >= {"expert_2", "segment"}
+
+
+def test_cli_reads_a_colour_png_as_channels(tmp_path: Path, tiny_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from napari_self2seg.datasets import hue_pair
+
+    _small_preset(monkeypatch, dataclasses.replace(tiny_config, max_outer_iter=1))
+    sample = hue_pair(48)
+    rgba = np.dstack([np.clip(sample.image * 255, 0, 255), np.full(sample.labels.shape, 255)]).astype(np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "in.png")  # the alpha channel is dropped
+    fg, bg = sample.boxes[1][0], sample.boxes[0][0]
+    argv = ["segment", str(tmp_path / "in.png"), "--box", "1", *map(str, fg), "--box", "0", *map(str, bg)]
+    outputs = ["--mask-out", str(tmp_path / "m.tif"), "--denoised-out", str(tmp_path / "d.tif")]
+    assert cli.main([*argv, "--device", "cpu", "-q", *outputs]) == 0
+    assert dice(tifffile.imread(tmp_path / "m.tif") == 1, sample.labels == 1) > 0.9
+    assert tifffile.imread(tmp_path / "d.tif").shape == (48, 48, 3)
+
+
+def test_cli_tiff_channels_need_the_channel_axis(tmp_path: Path, tiny_config, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from napari_self2seg.datasets import hue_pair
+
+    _small_preset(monkeypatch, dataclasses.replace(tiny_config, max_outer_iter=1))
+    sample = hue_pair(48)
+    tifffile.imwrite(tmp_path / "in.tif", np.moveaxis(sample.image, -1, 0), photometric="minisblack")
+    fg, bg = sample.boxes[1][0], sample.boxes[0][0]
+    argv = ["segment", str(tmp_path / "in.tif"), "--box", "1", *map(str, fg), "--box", "0", *map(str, bg)]
+    outputs = ["--device", "cpu", "-q", "--mask-out", str(tmp_path / "m.tif")]
+    assert cli.main([*argv, *outputs]) == 2
+    assert "pass channel_axis=0" in capsys.readouterr().err
+    assert cli.main([*argv, "--channel-axis", "0", *outputs]) == 0
+    assert dice(tifffile.imread(tmp_path / "m.tif") == 1, sample.labels == 1) > 0.9

@@ -51,7 +51,8 @@ API_CASES: dict[str, tuple[Callable[[], Any], str]] = {
     "image of strings": (call(image=np.array([["a"] * 32] * 32)), r"real-valued .*array of numbers"),
     "ragged list image": (call(image=[[1, 2], [3]]), r"could not turn the image into an array|real-valued"),
     "image 1-D": (call(image=np.zeros(40)), r"2-D \(Y, X\)"),
-    "image stack": (call(image=np.zeros((3, 32, 32))), r"stack"),
+    "image stack": (call(image=np.zeros((30, 32, 32))), r"stack"),
+    "image channels unnamed": (call(image=np.zeros((3, 32, 32))), r"pass channel_axis=0"),
     "image RGB": (call(image=np.zeros((32, 32, 3))), r"RGB"),
     "image tiny": (call(image=np.ones((8, 8))), r"too small"),
     "image NaN": (call(image=np.full((32, 32), np.nan)), r"NaN or infinite"),
@@ -64,7 +65,11 @@ API_CASES: dict[str, tuple[Callable[[], Any], str]] = {
     "box outside": (call(bg_boxes=[(40, 40, 50, 50)]), r"outside the 32×32 image"),
     "box is a number": (call(fg_boxes=[5]), r"must be 4 numbers .*list of boxes"),
     "boxes a string": (call(fg_boxes="8 8 16 16"), r"list of \(y0, x0, y1, x1\) boxes"),
-    "no background box": (call(bg_boxes=[]), r"no background box"),
+    "no background box": (call(bg_boxes=[]), r"no box was given for background"),
+    "class without a box": (
+        call(fg_boxes=None, bg_boxes=None, boxes={0: [(0, 0, 4, 32)], 2: [(8, 8, 16, 16)]}),
+        r"no box was given for class 1",
+    ),
     "seed 2**64": (call(seed=2**64), r"seed must be between 0 and 2\*\*63 - 1"),
     "seed negative": (call(seed=-1), r"seed must be between"),
     "seed float": (call(seed=1.5), r"seed must be an integer"),
@@ -89,7 +94,7 @@ API_CASES: dict[str, tuple[Callable[[], Any], str]] = {
     "lam zero": (lambda: Self2SegConfig(lam=0.0), r"must be > 0"),
     "mu inf": (lambda: Self2SegConfig(mu=float("inf")), r"mu must be finite"),
     "mu negative": (lambda: Self2SegConfig(mu=-1.0), r"mu \(µ\) must be >= 0"),
-    "experts 3": (lambda: Self2SegConfig(experts=3), r"experts must be 1, 2 or .auto."),  # type: ignore[arg-type]
+    "experts 3": (lambda: Self2SegConfig(experts=3), r"experts must be a tuple of expert kinds"),  # type: ignore[arg-type]
     "init unknown": (lambda: Self2SegConfig(init="magic"), r"init must be one of"),  # type: ignore[arg-type]
     "threshold 1.5": (lambda: Self2SegConfig(threshold=1.5), r"threshold must be in \(0, 1\)"),
     "max_outer_iter bool": (lambda: Self2SegConfig(max_outer_iter=True), r"must be an integer"),
@@ -118,7 +123,8 @@ def finished(textures: SyntheticImage) -> SegmentationResult:
         denoiser=DenoiserConfig(width=8, n_blocks=2, patience=20, average_last=20, max_steps=300),
         solver=PrimalDualConfig(max_iter=2000, gap_tol=1e-5),
     )
-    return segment(textures.image, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    boxes = {1: [textures.fg_box], 0: [textures.bg_box]}
+    return segment(textures.image, cfg, boxes=boxes, device="cpu", keep_problem=True)
 
 
 @pytest.mark.parametrize(
@@ -133,13 +139,19 @@ def test_resegment_refuses_bad_lambda_and_keeps_the_result(
     np.testing.assert_array_equal(finished.mask, mask)
 
 
+def test_resegment_of_a_lean_result_says_how_to_keep_the_problem(finished: SegmentationResult) -> None:
+    lean = dataclasses.replace(finished, problem=None)
+    with pytest.raises(ValueError, match=r"segment\(\.\.\., keep_problem=True\)"):
+        resegment(lean, lam=0.1)
+
+
 def test_huge_float64_values_are_normalised_without_overflow(tiny_config: Self2SegConfig) -> None:
     rng = np.random.default_rng(0)
     truth = np.zeros((32, 32), bool)
     truth[8:24, 8:24] = True
     image = np.where(truth, 0.9e308, -0.9e308) + rng.normal(0, 1e306, truth.shape)
     before = image.copy()
-    cfg = dataclasses.replace(tiny_config, experts=1, init="threshold", max_outer_iter=1)
+    cfg = dataclasses.replace(tiny_config, experts=("constant", "network"), init="threshold", max_outer_iter=1)
     result = segment(image, cfg, device="cpu")
     assert np.isfinite(result.denoised).all() and np.isfinite(result.energies).all()
     assert (result.mask == truth).mean() > 0.95 and not result.degenerate

@@ -2,8 +2,12 @@ r"""``self2seg`` command line: segment one image file headless.
 
 Example::
 
-    self2seg segment cells.tif --fg-box 10 10 40 40 --bg-box 0 0 8 128 \\
-        --mask-out mask.tif --denoised-out denoised.tif --json-out run.json
+    self2seg segment cells.tif --box 1 10 10 40 40 --box 0 0 0 8 128 \\
+        --mask-out labels.tif --denoised-out denoised.tif --json-out run.json
+
+``--box CLASS Y0 X0 Y1 X1`` gives a box of class CLASS (0 is the background);
+``--fg-box`` and ``--bg-box`` are the two-class shorthands for ``--box 1`` and
+``--box 0``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from .core.config import InitMode
-from .core.config import AUTO, DEFAULT_PRESET, PRESETS
+from .core._validation import MAX_CLASS_INDEX
+from .core.config import AUTO, BINARY_EXPERTS, DEFAULT_PRESET, PRESETS, ExpertKind, Self2SegConfig, expert_kinds
 from .output_files import OutputFiles
 from .sample_data import load_noisy_nuclei
 
@@ -38,8 +43,13 @@ DSB_LAMBDA = 0.01
 """λ of the demo on the bundled σ = 30 nuclei crop."""
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read a TIFF, PNG or JPEG file into an array.
+def read_image(path: Path) -> tuple[np.ndarray, int | None]:
+    """Read a TIFF, PNG or JPEG file into an array and say where its colour channels are.
+
+    A PNG/JPEG in colour is read as RGB channels (channel axis -1; an alpha
+    channel is dropped, as it holds transparency, not signal). A TIFF has no
+    agreed axis order: its channels are read as such only where the caller
+    names the channel axis.
 
     Raises
     ------
@@ -60,10 +70,13 @@ def read_image(path: Path) -> np.ndarray:
             from PIL import Image  # lazy: only the CLI needs it
 
             with Image.open(io.BytesIO(path.read_bytes())) as picture:  # no file handle left open on failure
-                if picture.mode in ("P", "PA", "CMYK"):  # palette/CMYK: their colours, not their indices
-                    array = np.asarray(picture.convert("RGBA" if "transparency" in picture.info else "RGB"))
+                if picture.mode in ("P", "PA", "CMYK", "RGBA"):  # palette/CMYK: their colours, not indices
+                    array = np.asarray(picture.convert("RGB"))
+                elif picture.mode == "LA":
+                    array = np.asarray(picture.convert("L"))
                 else:
                     array = np.asarray(picture)
+                colour = array.ndim == 3
     except Exception as error:  # readers raise many kinds; all mean "not readable"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
@@ -71,7 +84,9 @@ def read_image(path: Path) -> np.ndarray:
         ) from error
     if array.size == 0 or array.ndim < 2:
         raise ValueError(f"{str(path)!r} holds no image pixels (read shape {array.shape}); the file may be damaged")
-    return array
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return array, None
+    return array, -1 if colour else None
 
 
 def _lam_argument(text: str) -> float | Literal["auto"]:
@@ -84,25 +99,61 @@ def _lam_argument(text: str) -> float | Literal["auto"]:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.04, or 'auto'; got {text!r}") from None
 
 
-def _experts_argument(text: str) -> int | Literal["auto"]:
-    """Parse ``--experts``: 1, 2 or ``auto``."""
+def _experts_argument(text: str) -> tuple[ExpertKind, ...]:
+    """Parse ``--experts``: the two-class shorthands 1, 2 or ``auto``."""
     value = text.strip().lower()
-    if value == AUTO:
-        return AUTO
     if value in ("1", "2"):
-        return int(value)
+        return BINARY_EXPERTS[int(value)]
+    if value == AUTO:
+        return BINARY_EXPERTS[AUTO]
     raise argparse.ArgumentTypeError(f"expected 1, 2 or 'auto'; got {text!r}")
+
+
+def _box_argument(values: Sequence[str]) -> tuple[int, tuple[float, float, float, float]]:
+    """Parse the five numbers of ``--box CLASS Y0 X0 Y1 X1``."""
+    try:
+        index = int(values[0])
+    except ValueError:
+        raise ValueError(f"--box needs a class index first (0 = background), got {values[0]!r}") from None
+    if not 0 <= index <= MAX_CLASS_INDEX:
+        raise ValueError(f"--box class must be between 0 (background) and {MAX_CLASS_INDEX}, got {index}")
+    try:
+        y0, x0, y1, x1 = (float(v) for v in values[1:])
+    except ValueError:
+        raise ValueError(f"--box coordinates must be numbers, got {' '.join(values[1:])}") from None
+    return index, (y0, x0, y1, x1)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="self2seg", description="Self2Seg joint segmentation and denoising.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    seg = sub.add_parser("segment", help="segment one 2-D image (TIFF or PNG)")
-    seg.add_argument("image", type=Path, help="input image, 2-D grey (TIFF or PNG)")
+    seg = sub.add_parser("segment", help="segment one 2-D image (TIFF, PNG or JPEG; grey or colour)")
+    seg.add_argument("image", type=Path, help="input image: 2-D grey, RGB PNG/JPEG, or a TIFF with --channel-axis")
+    seg.add_argument(
+        "--box",
+        nargs=5,
+        action="append",
+        default=[],
+        metavar=("CLASS", "Y0", "X0", "Y1", "X1"),
+        help="box of class CLASS (0 = background, 1, 2, … the objects), half-open pixel coordinates; "
+        "repeatable; every class from 0 to the largest needs a box",
+    )
     box = {"nargs": 4, "type": float, "action": "append", "metavar": ("Y0", "X0", "Y1", "X1"), "default": []}
-    seg.add_argument("--fg-box", help="foreground box, half-open pixel coordinates; repeatable", **box)  # type: ignore[arg-type]
-    seg.add_argument("--bg-box", help="background box, half-open pixel coordinates; repeatable", **box)  # type: ignore[arg-type]
+    seg.add_argument("--fg-box", help="two-class shorthand for --box 1 Y0 X0 Y1 X1", **box)  # type: ignore[arg-type]
+    seg.add_argument("--bg-box", help="two-class shorthand for --box 0 Y0 X0 Y1 X1", **box)  # type: ignore[arg-type]
+    seg.add_argument(
+        "--channel-axis",
+        type=int,
+        default=None,
+        help="axis of the colour/dye channels (at most 16); RGB PNG/JPEG files use -1 without it",
+    )
+    seg.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help="number of regions for the threshold inits (multi-Otsu above 2; default 2); boxes bring their own",
+    )
     seg.add_argument(
         "--init",
         choices=("boxes", "threshold", "denoise-threshold"),
@@ -124,8 +175,17 @@ def _parser() -> argparse.ArgumentParser:
         "--experts",
         type=_experts_argument,
         default=None,
-        help="1: constant background; 2: two network experts; auto: keep the background network only if it "
-        f"explains the background boxes better than a constant (preset default: {preset(DEFAULT_PRESET).experts})",
+        help="two-class shorthand: 1: constant background; 2: a network expert per class; auto: keep the "
+        "background network only if it explains the background boxes better than a constant (preset default: "
+        f"{', '.join(preset(DEFAULT_PRESET).experts)}, the last kind repeated for further classes)",
+    )
+    seg.add_argument(
+        "--constant-classes",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="K",
+        help="classes whose expert is a constant (their mean, as in Chan-Vese) instead of a network",
     )
     seg.add_argument("--max-outer", type=int, default=None, help="maximum number of segmentation steps")
     seg.add_argument(
@@ -137,7 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    seg.add_argument("--mask-out", type=Path, required=True, help="output mask TIFF (uint8, 0/1)")
+    seg.add_argument(
+        "--mask-out", type=Path, required=True, help="output TIFF of class indices (uint8; 0 = background)"
+    )
     seg.add_argument("--denoised-out", type=Path, default=None, help="output denoised TIFF (float32)")
     seg.add_argument("--json-out", type=Path, default=None, help="JSON file with parameters, energies, timings")
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
@@ -161,12 +223,15 @@ def _run_record(result: SegmentationResult, image: Path) -> dict[str, object]:
         "device": result.device,
         "config": dataclasses.asdict(result.config),
         "energies": list(result.energies),
-        "timings_s": dict(result.timings),
+        "timings_s": result.timings.as_dict(),
         "outer_iterations": result.outer_iterations,
         "stop_reason": result.stop_reason,
         "degenerate": result.degenerate,
         "lam": result.lam,
         "automatic_lam": result.automatic_lam,
+        "classes": result.classes,
+        "channel_axis": result.channel_axis,
+        "class_fractions": np.bincount(result.labels.ravel(), minlength=result.classes).tolist(),
         "foreground_fraction": float(result.mask.mean()),
     }
 
@@ -190,23 +255,54 @@ def _consume(stream: Iterator[SolverState], quiet: bool) -> SegmentationResult:
     return result
 
 
+def _class_boxes(args: argparse.Namespace) -> dict[int, list[tuple[float, float, float, float]]]:
+    """Collect ``--box``, ``--fg-box`` and ``--bg-box`` into boxes per class."""
+    boxes: dict[int, list[tuple[float, float, float, float]]] = {}
+    for values in args.box:
+        index, box = _box_argument(values)
+        boxes.setdefault(index, []).append(box)
+    for index, given in ((1, args.fg_box), (0, args.bg_box)):
+        for box in given:
+            boxes.setdefault(index, []).append(tuple(box))
+    return boxes
+
+
+def _experts(config: Self2SegConfig, classes: int, constant_classes: Sequence[int] | None) -> tuple[ExpertKind, ...]:
+    """Return the expert kinds after ``--constant-classes``: the listed classes get a constant."""
+    kinds = list(expert_kinds(config, classes))
+    for index in constant_classes or ():
+        if not 0 <= index < classes:
+            raise ValueError(
+                f"--constant-classes lists class {index}, but this run has classes 0 to {classes - 1}; "
+                "give a box to that class or remove it from the list"
+            )
+        kinds[index] = "constant"
+    return tuple(kinds)
+
+
 def _segment(args: argparse.Namespace) -> None:
     config = preset(args.preset)
-    init = cast("InitMode", args.init or ("boxes" if args.fg_box or args.bg_box else "denoise-threshold"))
+    boxes = _class_boxes(args)
+    init = cast("InitMode", args.init or ("boxes" if boxes else "denoise-threshold"))
     overrides = {
         "lam": args.lam,
         "mu": args.mu,
         "experts": args.experts,
+        "classes": args.classes,
         "max_outer_iter": args.max_outer,
         "residual": args.residual,
     }
     config = dataclasses.replace(config, init=init, **{k: v for k, v in overrides.items() if v is not None})
-    image = read_image(args.image)
-    stream = iterate(image, config, fg_boxes=args.fg_box, bg_boxes=args.bg_box, seed=args.seed, device=args.device)
+    if args.constant_classes:
+        classes = max(boxes, default=0) + 1 if init == "boxes" else config.classes
+        config = dataclasses.replace(config, experts=_experts(config, max(classes, 2), args.constant_classes))
+    image, colour_axis = read_image(args.image)
+    channel_axis = args.channel_axis if args.channel_axis is not None else colour_axis
+    stream = iterate(image, config, boxes=boxes, channel_axis=channel_axis, seed=args.seed, device=args.device)
     targets = {"--mask-out": args.mask_out, "--denoised-out": args.denoised_out, "--json-out": args.json_out}
     with OutputFiles(targets, inputs=(args.image,)) as outputs:  # every path checked before the run
         result = _consume(stream, args.quiet)
-        outputs.write_tiff("--mask-out", result.mask.astype(np.uint8))
+        outputs.write_tiff("--mask-out", result.labels)
         outputs.write_tiff("--denoised-out", result.denoised.astype(np.float32))
         outputs.write_text("--json-out", json.dumps(_run_record(result, args.image), indent=2, allow_nan=False))
     if result.degenerate:
@@ -219,17 +315,21 @@ def _demo(args: argparse.Namespace) -> None:
     # the paper's DSB2018 setting (§5): denoise+threshold, one expert + constant background,
     # residuals mean-filtered (size 3) for σ >= 30; λ as chosen in docs/results.md
     config = dataclasses.replace(
-        preset(args.preset), init="denoise-threshold", experts=1, residual_filter=3, lam=DSB_LAMBDA
+        preset(args.preset),
+        init="denoise-threshold",
+        experts=BINARY_EXPERTS[1],
+        residual_filter=3,
+        lam=DSB_LAMBDA,
     )
     names = {"mask": args.out / "mask.tif", "denoised": args.out / "denoised.tif", "record": args.out / "run.json"}
     with OutputFiles(names) as outputs:
         result = _consume(iterate(image, config, device=args.device), args.quiet)
-        outputs.write_tiff("mask", result.mask.astype(np.uint8))
+        outputs.write_tiff("mask", result.labels)
         outputs.write_tiff("denoised", result.denoised)
         outputs.write_text("record", json.dumps(_run_record(result, Path("<bundled noisy nuclei>")), indent=2))
     print(
         f"Dice against the ground truth: {dice(result.mask, labels > 0):.3f} "
-        f"({result.outer_iterations} segmentation steps, {sum(result.timings.values()):.1f} s on {result.device}); "
+        f"({result.outer_iterations} segmentation steps, {result.timings.total:.1f} s on {result.device}); "
         f"results in {args.out}/"
     )
     if args.gui:

@@ -264,3 +264,78 @@ def synthetic_nuclei(
     return SyntheticImage(
         noisy.astype(np.float32), clean.astype(np.float32), truth, inner_box(truth, 16), inner_box(~truth, 32)
     )
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """A noisy test image of K regions with its class labels and boxes per class.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        Noisy image, float32; ``(H, W)`` or ``(H, W, 3)`` (channels last).
+    clean : numpy.ndarray
+        Noise-free image, same shape.
+    labels : numpy.ndarray
+        Class of every pixel, ``(H, W)`` uint8; 0 is the background.
+    boxes : dict of int to list of boxes
+        Half-open (y0, x0, y1, x1) boxes inside each class, ``{class: [box]}``.
+    channel_axis : int or None
+        Axis of the channels (None for grey).
+    """
+
+    image: np.ndarray
+    clean: np.ndarray
+    labels: np.ndarray
+    boxes: dict[int, list[tuple[int, int, int, int]]]
+    channel_axis: int | None = None
+
+
+def three_region_layout(size: int) -> np.ndarray:
+    """Return the class labels of a 3-region layout: background (0), a disk (1) and a vertical band (2).
+
+    The three regions cover about 50 %, 18 % and 32 % of the image.
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    labels = np.zeros((size, size), dtype=np.uint8)
+    labels[:, int(size * 0.68) :] = 2
+    centre = size * 0.33
+    labels[(yy - size / 2) ** 2 + (xx - centre) ** 2 <= (size * 0.24) ** 2] = 1
+    return labels
+
+
+def _boxes_inside(labels: np.ndarray, size: int) -> dict[int, list[tuple[int, int, int, int]]]:
+    """Return one box per class, inside it."""
+    return {int(k): [inner_box(labels == k, size)] for k in np.unique(labels)}
+
+
+def three_textures(size: int = 96, *, noise: float = 0.2, contrast: float = 0.6, seed: int = 0) -> LabelledImage:
+    """Make three equal-mean textures (horizontal stripes, checkerboard, vertical stripes) in a 3-region layout.
+
+    Intensity alone cannot tell the regions apart (multi-Otsu is near chance);
+    only the texture can.
+    """
+    labels = three_region_layout(size)
+    kinds = (
+        texture("stripes", (size, size), period=8, angle=90),
+        texture("checkerboard", (size, size), period=10, angle=0),
+        texture("stripes", (size, size), period=6, angle=0),
+    )
+    clean = 0.5 + 0.5 * contrast * np.choose(labels, kinds)
+    noisy = clean + np.random.default_rng(seed).normal(0.0, noise, clean.shape)
+    return LabelledImage(noisy.astype(np.float32), clean.astype(np.float32), labels, _boxes_inside(labels, 20))
+
+
+def hue_pair(size: int = 64, *, noise: float = 0.08, seed: int = 0) -> LabelledImage:
+    """Make an RGB image whose foreground differs from the background in hue only (equal channel mean).
+
+    Background (0.65, 0.35, 0.5), foreground (0.35, 0.65, 0.5): every grey
+    conversion that averages the channels sees one flat image plus noise.
+    """
+    labels = blob_mask((size, size), 0.3, kind="disk").astype(np.uint8)
+    colours = np.array([[0.65, 0.35, 0.5], [0.35, 0.65, 0.5]])
+    clean = colours[labels]
+    noisy = clean + np.random.default_rng(seed).normal(0.0, noise, clean.shape)
+    return LabelledImage(
+        noisy.astype(np.float32), clean.astype(np.float32), labels, _boxes_inside(labels, 16), channel_axis=-1
+    )

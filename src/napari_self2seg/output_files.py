@@ -96,10 +96,14 @@ class OutputFiles:
         return self.temporary[name]
 
     def write_tiff(self, name: str, array: np.ndarray) -> None:
-        """Write ``array`` as a TIFF into the temporary file of ``name`` (if that output was asked for)."""
+        """Write ``array`` as a TIFF into the temporary file of ``name`` (if that output was asked for).
+
+        Written as a plain grey (minisblack) image of the array's shape, so a
+        colour image's float denoising keeps its axis order and values.
+        """
         if name in self.temporary:
             with open(self.temporary[name], "wb") as handle:
-                tifffile.imwrite(handle, np.asarray(array))
+                tifffile.imwrite(handle, np.asarray(array), photometric="minisblack")
 
     def write_text(self, name: str, text: str) -> None:
         """Write ``text`` into the temporary file of ``name`` (if that output was asked for)."""

@@ -38,28 +38,45 @@ def regions(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     return fg, ~fg
 
 
+def binary_lam(data: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor) -> float:
+    """The rule for two classes whose data term ``r_1 - r_0`` is ``data``."""
+    return automatic_lam(torch.stack((torch.zeros_like(data), data)), torch.stack((bg, fg)))
+
+
 def test_rule_is_the_pooled_within_region_standard_deviation() -> None:
     fg, bg = regions((40, 40))
     rng = np.random.default_rng(0)
     data = torch.where(fg, -0.3, 0.5) + torch.from_numpy(rng.normal(0.0, 1.0, (40, 40)))
     data = torch.where(fg, data * 0.02, data * 0.04)  # spread 0.02 in one region, 0.04 in the other
     expected = np.sqrt((data[fg].var(correction=0) + data[bg].var(correction=0)).item() / 2)
-    assert automatic_lam(data, fg, bg) == pytest.approx(expected, rel=1e-9)
+    assert binary_lam(data, fg, bg) == pytest.approx(expected, rel=1e-9)
     # the region means (how strongly the experts disagree) do not enter, only the spread around them
     shifted = torch.where(fg, data - 1.0, data + 2.0)
-    assert automatic_lam(shifted, fg, bg) == pytest.approx(expected, rel=1e-6)
+    assert binary_lam(shifted, fg, bg) == pytest.approx(expected, rel=1e-6)
+
+
+def test_rule_pools_every_pair_of_classes() -> None:
+    rng = np.random.default_rng(5)
+    residuals = torch.from_numpy(rng.normal(0.0, 1.0, (3, 30, 30)) * np.array([0.01, 0.03, 0.05])[:, None, None])
+    labels = torch.from_numpy(np.repeat(np.arange(3), 300).reshape(30, 30))
+    masks = torch.stack([labels == k for k in range(3)])
+    variances = []
+    for k, j in ((1, 0), (2, 0), (2, 1)):
+        d = residuals[k] - residuals[j]
+        variances += [d[masks[j]].var(correction=0), d[masks[k]].var(correction=0)]
+    assert automatic_lam(residuals, masks) == pytest.approx(float(torch.stack(variances).mean().sqrt()), rel=1e-9)
 
 
 def test_rule_has_a_floor_for_a_noise_free_data_term() -> None:
     fg, bg = regions((16, 16))
-    assert automatic_lam(torch.where(fg, -0.2, 0.2), fg, bg) == LAM_FLOOR
+    assert binary_lam(torch.where(fg, -0.2, 0.2), fg, bg) == LAM_FLOOR
 
 
 def test_rule_needs_two_pixels_per_region() -> None:
     fg = torch.zeros((8, 8), dtype=torch.bool)
     fg[0, 0] = True
-    with pytest.raises(ValueError, match="initial foreground has 1 pixel"):
-        automatic_lam(torch.zeros((8, 8)), fg, ~fg)
+    with pytest.raises(ValueError, match="initial region of class 1 has 1 pixel"):
+        binary_lam(torch.zeros((8, 8)), fg, ~fg)
 
 
 def noisy_disk(noise: float, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +95,7 @@ def run_disk(noise: float, config: Self2SegConfig = AUTO_TINY) -> tuple[float, f
 def test_rule_grows_with_the_noise_of_the_data_term(contrast: float) -> None:
     fg, bg = regions((64, 64))
     noise = torch.from_numpy(np.random.default_rng(2).normal(0.0, 1.0, (64, 64)))
-    lams = [automatic_lam(torch.where(fg, -contrast, contrast) + level * noise, fg, bg) for level in (0.01, 0.03, 0.1)]
+    lams = [binary_lam(torch.where(fg, -contrast, contrast) + level * noise, fg, bg) for level in (0.01, 0.03, 0.1)]
     assert lams == sorted(lams) and lams[-1] > 5 * lams[0]
 
 
@@ -94,8 +111,8 @@ def test_automatic_lam_is_small_without_noise_and_segments_noisy_images() -> Non
 
 def test_run_reports_the_chosen_lam_in_snapshots_and_result() -> None:
     image, truth = noisy_disk(0.1)
-    stream = iterate(image, AUTO_TINY, fg_boxes=[inner_box(truth, 12)], bg_boxes=[inner_box(~truth, 12)])
-    states = list(stream)
+    boxes = {1: [inner_box(truth, 12)], 0: [inner_box(~truth, 12)]}
+    states = list(iterate(image, AUTO_TINY, boxes=boxes, keep_problem=True))
     assert states[0].phase is Phase.INIT and states[0].lam is None  # not chosen before the experts exist
     chosen = {s.lam for s in states if s.phase is Phase.SEGMENT}
     result = states[-1].result

@@ -1,4 +1,4 @@
-"""The collapse guard of the alternation and the automatic background model (``experts="auto"``)."""
+"""The collapse guard of the alternation and the automatic expert kind (``"auto"``)."""
 
 from __future__ import annotations
 
@@ -9,46 +9,58 @@ import pytest
 import torch
 
 from napari_self2seg.core import DenoiserConfig, PrimalDualConfig, Self2SegConfig, segment
-from napari_self2seg.core.solver import background_needs_network, collapsed
+from napari_self2seg.core.solver import collapsed, network_beats_constant
 from napari_self2seg.datasets import blob_mask, inner_box, two_textures
 
 
-def box_masks(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def box_masks(shape: tuple[int, int]) -> torch.Tensor:
     fg, bg = torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, dtype=torch.bool)
     fg[2:6, 2:6] = True
     bg[10:16, 10:16] = True
-    return fg, bg
+    return torch.stack((bg, fg))
 
 
 def test_collapse_is_one_region_or_a_region_losing_its_boxes() -> None:
     boxes = box_masks((16, 16))
-    mask = torch.zeros((16, 16), dtype=torch.bool)
-    assert collapsed(mask, boxes) == "the whole image background"
-    assert collapsed(~mask, None) == "the whole image foreground"
-    good = boxes[0].clone()
-    assert collapsed(good, boxes) is None
-    flood = torch.ones((16, 16), dtype=torch.bool)
-    flood[15, 15] = False  # one background pixel left: still a flood
-    assert "flooded" in str(collapsed(flood, boxes))
-    assert collapsed(flood, None) is None  # without boxes only an exact single region counts
-    vanished = torch.zeros((16, 16), dtype=torch.bool)
-    vanished[2, 2] = vanished[0, 15] = True
-    assert "vanished" in str(collapsed(vanished, boxes))
+    mask = torch.zeros((16, 16), dtype=torch.uint8)
+    assert collapsed(mask, 2, boxes) == "the whole image background (class 0)"
+    assert collapsed(1 - mask, 2, None) == "the whole image foreground (class 1)"
+    good = boxes[1].to(torch.uint8)
+    assert collapsed(good, 2, boxes) is None
+    flood = torch.ones((16, 16), dtype=torch.uint8)
+    flood[15, 15] = 0  # one background pixel left: still a flood
+    assert "flooded" in str(collapsed(flood, 2, boxes))
+    assert collapsed(flood, 2, None) is None  # without boxes only an exact single region counts
+    vanished = torch.zeros((16, 16), dtype=torch.uint8)
+    vanished[2, 2] = vanished[0, 15] = 1
+    assert "vanished" in str(collapsed(vanished, 2, boxes))
     half = good.clone()
-    half[2:4, 2:6] = False  # exactly half of the foreground box kept: not collapsed
-    assert collapsed(half, boxes) is None
+    half[2:4, 2:6] = 0  # exactly half of the foreground box kept: not collapsed
+    assert collapsed(half, 2, boxes) is None
 
 
-def test_background_network_kept_only_where_it_beats_the_mean() -> None:
+def test_collapse_with_three_classes_names_the_class() -> None:
+    labels = torch.zeros((16, 16), dtype=torch.uint8)
+    labels[:, 8:] = 1
+    assert collapsed(labels, 3, None) == "class 2 vanish"  # present in the run, no pixel left
+    labels[12:, 12:] = 2
+    boxes = torch.zeros((3, 16, 16), dtype=torch.bool)
+    boxes[0, :4, :4] = boxes[1, :4, 8:12] = True
+    boxes[2, 8:12, 8:12] = True  # class 2's box labelled 1: flooded by the others
+    assert collapsed(labels, 3, None) is None
+    assert collapsed(labels, 3, boxes) == "most of the class 2 boxes other classes (it was flooded)"
+
+
+def test_network_kept_only_where_it_beats_the_mean() -> None:
     region = torch.ones((8, 8), dtype=torch.bool)
-    assert background_needs_network(torch.full((8, 8), 0.01), torch.full((8, 8), 0.02), region)
-    assert not background_needs_network(torch.full((8, 8), 0.02), torch.full((8, 8), 0.02), region)
+    assert network_beats_constant(torch.full((8, 8), 0.01), torch.full((8, 8), 0.02), region)
+    assert not network_beats_constant(torch.full((8, 8), 0.02), torch.full((8, 8), 0.02), region)
 
 
 TINY = Self2SegConfig(
     lam="auto",
     residual="blind",
-    experts="auto",
+    experts=("auto", "network"),
     max_outer_iter=2,
     denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=300),
     solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-5),
@@ -58,21 +70,26 @@ TINY = Self2SegConfig(
 def test_automatic_background_is_a_constant_on_a_flat_background() -> None:
     truth = blob_mask((64, 64), 0.3, kind="disk")
     image = np.where(truth, 0.7, 0.3) + np.random.default_rng(3).normal(0.0, 0.1, truth.shape)
-    result = segment(image, TINY, fg_boxes=[inner_box(truth, 12)], bg_boxes=[inner_box(~truth, 16)], device="cpu")
-    assert result.config.experts == 1
-    assert np.ptp(result.denoised_bg) == pytest.approx(0.0, abs=1e-6)  # the constant background
+    boxes = {1: [inner_box(truth, 12)], 0: [inner_box(~truth, 16)]}
+    result = segment(image, TINY, boxes=boxes, device="cpu", keep_problem=True)
+    assert result.config.experts == ("constant", "network")
+    assert result.problem is not None
+    assert np.ptp(result.problem.expert_images[0]) == pytest.approx(0.0, abs=1e-6)  # the constant background
 
 
 def test_automatic_background_is_a_network_on_a_texture() -> None:
     sample = two_textures(48)
-    result = segment(sample.image, TINY, fg_boxes=[sample.fg_box], bg_boxes=[sample.bg_box], device="cpu")
-    assert result.config.experts == 2
-    assert np.ptp(result.denoised_bg) > 0.1
+    result = segment(
+        sample.image, TINY, fg_boxes=[sample.fg_box], bg_boxes=[sample.bg_box], device="cpu", keep_problem=True
+    )
+    assert result.config.experts == ("network", "network")
+    assert result.problem is not None
+    assert np.ptp(result.problem.expert_images[0]) > 0.1
 
 
 def test_given_expert_counts_are_kept() -> None:
     sample = two_textures(32)
-    for experts in (1, 2):
+    for experts in (("constant", "network"), ("network", "network"), ("network", "constant")):
         config = dataclasses.replace(TINY, experts=experts, max_outer_iter=1)
         result = segment(sample.image, config, fg_boxes=[sample.fg_box], bg_boxes=[sample.bg_box], device="cpu")
         assert result.config.experts == experts

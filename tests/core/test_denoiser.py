@@ -61,7 +61,7 @@ def test_pairs_follow_the_reference_code_formulas() -> None:
 
 
 def test_targets_cover_each_pixel_once_per_orientation_and_inputs_are_neighbours() -> None:
-    f = index_image(8, 8)
+    f = index_image(8, 8)[None]
     pairs = checkerboard_pairs(f, torch.ones(8, 8))
     rows = torch.cat([pairs[0].target.flatten(), pairs[1].target.flatten()]).long()
     cols = torch.cat([pairs[2].target.flatten(), pairs[3].target.flatten()]).long()
@@ -76,27 +76,29 @@ def test_targets_cover_each_pixel_once_per_orientation_and_inputs_are_neighbours
 def test_mask_is_sampled_at_the_target_pixels() -> None:
     f = index_image(8, 10)
     mask = (f.long() % 3 == 0).double()
-    for pair in checkerboard_pairs(f, mask):
+    for pair in checkerboard_pairs(f[None], mask):
         expected = (pair.target.long() % 3 == 0).double()
         assert torch.equal(pair.mask, expected)
 
 
 def test_odd_sizes_drop_the_last_row_and_column_from_the_pairs() -> None:
-    pairs = checkerboard_pairs(torch.rand(9, 7), torch.ones(9, 7))
+    pairs = checkerboard_pairs(torch.rand(1, 9, 7), torch.ones(9, 7))
     assert pairs[0].target.shape == (1, 1, 4, 6)
     assert pairs[2].target.shape == (1, 1, 8, 3)
 
 
 def test_masked_loss_has_no_gradient_from_pixels_outside_the_mask() -> None:
-    f = torch.rand(8, 8, generator=torch.Generator().manual_seed(0))
+    f = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(0))  # two channels
     mask = torch.zeros(8, 8)
     mask[:, :4] = 1.0
     pair = checkerboard_pairs(f, mask)[0]
+    assert pair.source.shape == (1, 2, 4, 8) and pair.mask.shape == (1, 1, 4, 8)
     prediction = torch.rand(pair.target.shape, requires_grad=True)
     torch.autograd.backward(masked_loss(prediction, pair))
     assert prediction.grad is not None
-    assert torch.all(prediction.grad[pair.mask == 0] == 0)
-    assert torch.any(prediction.grad[pair.mask == 1] != 0)
+    outside, inside = (pair.mask == 0).expand_as(prediction), (pair.mask == 1).expand_as(prediction)
+    assert torch.all(prediction.grad[outside] == 0)
+    assert torch.all(prediction.grad[inside] != 0)  # every channel of a region pixel counts
     # changing the prediction outside the mask leaves the loss unchanged
     moved = prediction.detach() + 10.0 * (1 - pair.mask)
     assert float(masked_loss(moved, pair)) == pytest.approx(float(masked_loss(prediction.detach(), pair)))
@@ -109,6 +111,14 @@ def test_network_keeps_the_image_size_and_outputs_in_unit_interval() -> None:
     assert out.shape == (1, 1, 17, 23)
     assert float(out.min()) > 0 and float(out.max()) < 1
     assert len(net.convs) == 4  # 2 blocks of two 3×3 convolutions
+
+
+def test_network_maps_c_channels_to_c_channels() -> None:
+    net = Noise2FastNet(width=4, n_blocks=1, channels=3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 20, 18))
+    assert out.shape == (1, 3, 20, 18)
+    assert net.convs[0].in_channels == 3 and net.head.out_channels == 3
 
 
 def test_paper_network_has_eight_convolutions_of_64_channels() -> None:
@@ -126,16 +136,16 @@ def test_same_generator_seed_gives_the_same_weights() -> None:
 
 def test_collapse_check() -> None:
     region = torch.ones(20, 20, dtype=torch.bool)
-    flat = torch.full((20, 20), 0.5)
-    flat[0, 0] = 0.9  # the border is ignored
+    flat = torch.full((1, 20, 20), 0.5)
+    flat[0, 0, 0] = 0.9  # the border is ignored
     assert has_collapsed(flat, region)
-    assert not has_collapsed(torch.rand(20, 20, generator=torch.Generator().manual_seed(0)), region)
+    assert not has_collapsed(torch.rand(1, 20, 20, generator=torch.Generator().manual_seed(0)), region)
 
 
 def test_training_denoises_its_region_and_stops_early() -> None:
     rng = np.random.default_rng(0)
     clean = np.tile(np.where(np.arange(32) % 6 < 3, 0.3, 0.7), (32, 1))
-    noisy = torch.from_numpy(np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)).float()
+    noisy = torch.from_numpy(np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)).float()[None]
     region = torch.ones(32, 32, dtype=torch.bool)
     config = DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=10, max_steps=400)
     gen = torch.Generator().manual_seed(0)
@@ -150,7 +160,7 @@ def test_training_denoises_its_region_and_stops_early() -> None:
 def test_patches_are_centred_on_region_pixels() -> None:
     from napari_self2seg.core.denoiser.training import _PairSampler
 
-    f = torch.rand(64, 64, generator=torch.Generator().manual_seed(0))
+    f = torch.rand(1, 64, 64, generator=torch.Generator().manual_seed(0))
     region = torch.zeros(64, 64)
     region[40:44, 50:54] = 1.0
     sampler = _PairSampler(checkerboard_pairs(f, region), 8, torch.Generator().manual_seed(1))
@@ -161,7 +171,7 @@ def test_patches_are_centred_on_region_pixels() -> None:
 
 
 def test_validation_interval_and_patience_count_validations() -> None:
-    noisy = torch.rand(24, 24, generator=torch.Generator().manual_seed(0))
+    noisy = torch.rand(1, 24, 24, generator=torch.Generator().manual_seed(0))
     region = torch.ones(24, 24, dtype=torch.bool)
     config = DenoiserConfig(width=4, n_blocks=1, patience=3, average_last=2, max_steps=500, validate_every=4)
     gen = torch.Generator().manual_seed(0)
@@ -185,14 +195,14 @@ def test_merging_the_row_halves_inverts_the_split(shape: tuple[int, int]) -> Non
 def test_blind_prediction_never_sees_the_pixel_it_predicts() -> None:
     gen = torch.Generator().manual_seed(0)
     net = Noise2FastNet(4, 1, generator=gen)
-    image = torch.rand(16, 12, generator=gen)
+    image = torch.rand(1, 16, 12, generator=gen)
     base = blind_prediction(net, image, torch.zeros_like(image))
     changed_elsewhere = 0
     for y, x in [(0, 0), (3, 5), (8, 11), (15, 6), (10, 1)]:
         poked = image.clone()
-        poked[y, x] += 0.5
+        poked[0, y, x] += 0.5
         again = blind_prediction(net, poked, torch.zeros_like(image))
-        assert again[y, x] == base[y, x]  # J-invariance: the pixel's own value plays no part
+        assert again[0, y, x] == base[0, y, x]  # J-invariance: the pixel's own value plays no part
         changed_elsewhere += int((again != base).sum())
     assert changed_elsewhere > 0  # but the neighbours' predictions do use it
 
@@ -201,7 +211,7 @@ def test_blind_residual_of_a_copying_denoiser_is_twice_the_noise_variance() -> N
     # A "denoiser" that copies its input has zero full-image residual: it would win every pixel of
     # eq. 5. Its blind residual is E[(n_p - n_q)^2] = 2σ² on white noise: copying noise gains nothing.
     sigma = 0.1
-    noise = torch.from_numpy(np.random.default_rng(0).normal(0.5, sigma, (128, 128))).float()
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0.5, sigma, (1, 128, 128))).float()
     copy = torch.nn.Identity()
     full = float(((noise - copy(noise)) ** 2).mean())
     blind = float(((noise - blind_prediction(copy, noise, noise)) ** 2).mean())

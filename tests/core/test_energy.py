@@ -9,23 +9,25 @@ from napari_self2seg.core.energy import joint_energy, squared_residual, weighted
 
 def test_constant_background_is_the_weighted_mean_and_its_minimiser() -> None:
     gen = torch.Generator().manual_seed(0)
-    f = torch.rand(12, 12, generator=gen, dtype=torch.float64)
+    f = torch.rand(2, 12, 12, generator=gen, dtype=torch.float64)
     w = torch.rand(12, 12, generator=gen, dtype=torch.float64)
-    c = float(weighted_mean(f, w))
-    assert c == pytest.approx(float((w * f).sum() / w.sum()))
+    means = weighted_mean(f, w)
+    assert means.shape == (2, 1, 1)
     grid = np.linspace(0, 1, 2001)
-    costs = [float((w * (f - g) ** 2).sum()) for g in grid]
-    assert abs(grid[int(np.argmin(costs))] - c) <= 1e-3
+    for channel, c in zip(f, means.flatten().tolist(), strict=True):  # one constant per channel
+        assert c == pytest.approx(float((w * channel).sum() / w.sum()))
+        costs = [float((w * (channel - g) ** 2).sum()) for g in grid]
+        assert abs(grid[int(np.argmin(costs))] - c) <= 1e-3
 
 
 def test_weighted_mean_with_zero_weights_falls_back_to_the_mean() -> None:
-    f = torch.arange(16.0).reshape(4, 4)
+    f = torch.arange(16.0).reshape(1, 4, 4)
     assert float(weighted_mean(f, torch.zeros(4, 4))) == pytest.approx(7.5)
 
 
 def test_residual_filter_averages_before_squaring() -> None:
-    f = torch.zeros(9, 9, dtype=torch.float64)
-    f[4, 4] = 9.0
+    f = torch.zeros(1, 9, 9, dtype=torch.float64)
+    f[0, 4, 4] = 9.0
     plain = squared_residual(f, torch.tensor(0.0, dtype=torch.float64))
     filtered = squared_residual(f, torch.tensor(0.0, dtype=torch.float64), filter_size=3)
     assert float(plain[4, 4]) == 81.0
@@ -33,13 +35,29 @@ def test_residual_filter_averages_before_squaring() -> None:
     assert float(filtered.sum()) == pytest.approx(9.0)
 
 
+def test_residuals_are_summed_over_channels() -> None:
+    f = torch.tensor([[[1.0, 2.0]], [[3.0, 5.0]]], dtype=torch.float64).expand(2, 16, 2).contiguous()
+    constant = torch.tensor([0.0, 1.0], dtype=torch.float64).view(2, 1, 1)
+    assert torch.equal(squared_residual(f, constant)[0], torch.tensor([1.0 + 4.0, 4.0 + 16.0], dtype=torch.float64))
+
+
 def test_joint_energy_terms() -> None:
     u = torch.zeros(6, 6, dtype=torch.float64)
     u[:, :3] = 1.0
-    r_fg = torch.full((6, 6), 2.0, dtype=torch.float64)
-    r_bg = torch.full((6, 6), 3.0, dtype=torch.float64)
-    # TV of a straight vertical edge of length 6 is 6
+    memberships = torch.stack((1 - u, u))
+    residuals = torch.stack((torch.full((6, 6), 3.0), torch.full((6, 6), 2.0))).double()
+    # a straight vertical boundary of length 6 between two regions costs λ × 6 (both u_k jump: λ/2 each)
     expected = 0.5 * 6 + 2.0 * 18 + 3.0 * 18
-    assert float(joint_energy(u, r_fg, r_bg, lam=0.5)) == pytest.approx(expected)
-    ref = torch.zeros_like(u)
-    assert float(joint_energy(u, r_fg, r_bg, 0.5, mu=2.0, reference=ref)) == pytest.approx(expected + 18.0)
+    assert float(joint_energy(memberships, residuals, lam=0.5)) == pytest.approx(expected)
+    ref = torch.stack((torch.ones_like(u), torch.zeros_like(u)))
+    # µ/4 Σ_k ||u_k - u_R,k||² = µ/2 ||u - u_R||² in the binary form: 2/2 × 18
+    assert float(joint_energy(memberships, residuals, 0.5, mu=2.0, reference=ref)) == pytest.approx(expected + 18.0)
+
+
+def test_three_regions_boundary_cost_is_lambda_per_unit_length() -> None:
+    labels = torch.zeros(6, 6, dtype=torch.long)
+    labels[:, 2:4] = 1
+    labels[:, 4:] = 2
+    memberships = torch.nn.functional.one_hot(labels, 3).permute(2, 0, 1).double()
+    # two straight boundaries of length 6 between different regions
+    assert float(joint_energy(memberships, torch.zeros_like(memberships), lam=1.0)) == pytest.approx(12.0)

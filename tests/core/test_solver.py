@@ -22,15 +22,18 @@ from napari_self2seg.core import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from napari_self2seg.core.config import ExpertKind
     from napari_self2seg.datasets import SyntheticImage
 
 threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
 
 
+ONE_EXPERT: tuple[ExpertKind, ...] = ("constant", "network")
+
+
 def run_textures(textures: SyntheticImage, config: Self2SegConfig, seed: int = 0):  # type: ignore[no-untyped-def]
-    return segment(
-        textures.image, config, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], seed=seed, device="cpu"
-    )
+    boxes = {1: [textures.fg_box], 0: [textures.bg_box]}
+    return segment(textures.image, config, boxes=boxes, seed=seed, device="cpu", keep_problem=True)
 
 
 def test_two_experts_separate_equal_mean_textures_where_otsu_fails(
@@ -43,8 +46,13 @@ def test_two_experts_separate_equal_mean_textures_where_otsu_fails(
     assert dice(result.mask, textures.truth) >= 0.9
     assert result.mask.dtype == bool and result.mask.shape == textures.image.shape
     assert result.relaxed.dtype == np.float32 and 0 <= result.relaxed.min() <= result.relaxed.max() <= 1
+    assert result.relaxed.shape == (2, *textures.image.shape)
+    np.testing.assert_allclose(result.relaxed.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(result.mask, result.relaxed[1] >= 0.5)  # Theorem 4's threshold at 1/2
+    assert result.labels.dtype == np.uint8 and set(np.unique(result.labels)) == {0, 1}
     assert result.denoised.shape == textures.image.shape
-    assert set(result.timings) == {"init", "train_foreground", "train_background", "segment"}
+    assert set(result.timings.as_dict()) == {"init", "expert_0", "expert_1", "segment"}
+    assert result.timings.total == pytest.approx(sum(result.timings.as_dict().values()))
     assert len(result.energies) == result.outer_iterations + 1
 
 
@@ -58,9 +66,9 @@ def test_same_seed_gives_the_same_result(textures: SyntheticImage, tiny_config: 
 
 def test_denoised_output_is_in_the_input_intensity_scale(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
     cfg = dataclasses.replace(tiny_config, max_outer_iter=1)
-    scaled = (textures.image * 1000 + 500).astype(np.float32)
+    scaled = textures.image.astype(np.float64) * 1000 + 500  # float64: the same image after normalisation
     small = run_textures(textures, cfg)
-    large = segment(scaled, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    large = segment(scaled, cfg, boxes={1: [textures.fg_box], 0: [textures.bg_box]}, device="cpu")
     np.testing.assert_array_equal(small.mask, large.mask)
     lo, hi = float(textures.image.min()), float(textures.image.max())
     expected = (small.denoised - lo) / (hi - lo) * (1000 * (hi - lo)) + 1000 * lo + 500
@@ -69,7 +77,7 @@ def test_denoised_output_is_in_the_input_intensity_scale(textures: SyntheticImag
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64])
 def test_any_real_dtype_is_accepted(textures: SyntheticImage, tiny_config: Self2SegConfig, dtype: type) -> None:
-    cfg = dataclasses.replace(tiny_config, max_outer_iter=1, experts=1)
+    cfg = dataclasses.replace(tiny_config, max_outer_iter=1, experts=ONE_EXPERT)
     image = np.clip(textures.image * 200, 0, 255).astype(dtype)
     result = segment(image, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
     assert result.mask.any()
@@ -95,7 +103,8 @@ def test_live_lambda_takes_effect_at_the_next_segmentation(
     textures: SyntheticImage, tiny_config: Self2SegConfig
 ) -> None:
     cfg = dataclasses.replace(tiny_config, max_outer_iter=1)
-    stream = iterate(textures.image, cfg, fg_boxes=[textures.fg_box], bg_boxes=[textures.bg_box], device="cpu")
+    boxes = {1: [textures.fg_box], 0: [textures.bg_box]}
+    stream = iterate(textures.image, cfg, boxes=boxes, device="cpu", keep_problem=True)
     first = next(stream)
     assert first.phase is Phase.INIT
     states = [stream.send(LiveParameters(lam=50.0)), *stream]
@@ -112,7 +121,7 @@ def test_live_lambda_takes_effect_at_the_next_segmentation(
     expected[y0:y1, x0:x1] = True
     np.testing.assert_array_equal(result.mask, expected)
     assert result.mask.any() and not result.mask.all()
-    assert [s.message for s in states if s.phase is Phase.SEGMENT][-1] == "segmentation 1 became one region"
+    assert [s.message for s in states if s.phase is Phase.SEGMENT][-1] == "segmentation 1 collapsed"
     # the kept state is a valid start for a re-solve with a smaller λ
     lower = resegment(result, lam=0.02)
     assert not lower.degenerate and dice(lower.mask, textures.truth) > 0.8
@@ -135,8 +144,9 @@ def test_resegment_changes_the_mask_without_training(textures: SyntheticImage, t
     smoother = resegment(result, lam=1.0)
     assert smoother.mask.sum() < result.mask.sum()
     assert smoother.config.lam == 1.0
-    assert set(smoother.timings) == {"segment"}
-    np.testing.assert_array_equal(smoother.denoised_fg, result.denoised_fg)  # experts untouched
+    assert smoother.timings.total == smoother.timings.segment
+    assert smoother.problem is not None and result.problem is not None
+    assert smoother.problem.expert_images is result.problem.expert_images  # experts untouched
     with pytest.raises(ValueError, match="lam"):
         resegment(result, lam=0.0)
 
@@ -160,7 +170,7 @@ def test_other_initialisations_run(init: str, tiny_config: Self2SegConfig) -> No
     truth = np.zeros((32, 32), dtype=bool)
     truth[8:24, 10:26] = True
     image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
-    cfg = dataclasses.replace(tiny_config, init=init, experts=1, max_outer_iter=2)  # type: ignore[arg-type]
+    cfg = dataclasses.replace(tiny_config, init=init, experts=ONE_EXPERT, max_outer_iter=2)  # type: ignore[arg-type]
     result = segment(image, cfg, init_mask=truth if init == "mask" else None, device="cpu")
     assert dice(result.mask, truth) > 0.95
 
@@ -172,7 +182,7 @@ def test_mu_term_runs_the_accelerated_solver(textures: SyntheticImage, tiny_conf
 
 
 def test_residual_filter_variant_runs(textures: SyntheticImage, tiny_config: Self2SegConfig) -> None:
-    cfg = dataclasses.replace(tiny_config, residual_filter=3, experts=1, max_outer_iter=1)
+    cfg = dataclasses.replace(tiny_config, residual_filter=3, experts=ONE_EXPERT, max_outer_iter=1)
     result = run_textures(textures, cfg)
     assert result.config.residual_filter == 3 and result.mask.shape == textures.image.shape
 

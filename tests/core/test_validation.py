@@ -14,8 +14,9 @@ FG, BG = [(8, 8, 16, 16)], [(0, 0, 4, 32)]
 @pytest.mark.parametrize(
     ("image", "match"),
     [
-        (np.zeros((3, 32, 32)), r"stack .*pass a single plane"),
-        (np.zeros((32, 32, 3)), r"RGB.*not supported yet.*one channel"),
+        (np.zeros((3, 32, 32)), r"channel_axis=0.*Z or T, pass one plane"),
+        (np.zeros((40, 32, 32)), r"stack .*pass a single plane"),
+        (np.zeros((32, 32, 3)), r"RGB\(A\) image.*pass channel_axis=-1"),
         (np.zeros(32), r"2-D \(Y, X\)"),
         (np.full((32, 32), np.nan), r"NaN or infinite.*nan_to_num"),
         (np.where(np.eye(32) > 0, np.inf, 1.0), r"1?\d* ?NaN or infinite"),
@@ -36,9 +37,9 @@ def test_bad_images_are_rejected_with_a_fix(image: np.ndarray, match: str) -> No
         ([(40, 40, 50, 50)], BG, r"foreground box #1 .*outside the 32×32 image"),
         (FG, [(0, 0, 4, 32), (5, 5, 5, 9)], r"background box #2 .*empty after clipping"),
         ([(1, 2, 3)], BG, r"4 numbers"),
-        (FG, [], r"no background box"),
-        ([], BG, r"no foreground box"),
-        ([(8, 8, 16, 16)], [(0, 0, 20, 20)], r"foreground box #1 .*entirely inside boxes of the other kind"),
+        (FG, [], r"no box was given for background \(class 0\)"),
+        ([], BG, r"no box was given for foreground \(class 1\)"),
+        ([(8, 8, 16, 16)], [(0, 0, 20, 20)], r"foreground \(class 1\) box #1 .*entirely inside boxes of other classes"),
     ],
 )
 def test_bad_boxes_are_rejected(fg: list[tuple[int, ...]], bg: list[tuple[int, ...]], match: str) -> None:
@@ -62,8 +63,12 @@ def test_invalid_parameters_are_rejected() -> None:
         Self2SegConfig(lam=-0.1)
     with pytest.raises(ValueError, match="mu"):
         Self2SegConfig(mu=-1)
-    with pytest.raises(ValueError, match=r"experts must be 1, 2 or 'auto'"):
+    with pytest.raises(ValueError, match=r"experts must be a tuple of expert kinds"):
         Self2SegConfig(experts=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"expert kinds are network, constant, auto; got 'net'"):
+        Self2SegConfig(experts=("net",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="classes must be between 2 and 256"):
+        Self2SegConfig(classes=1)
     with pytest.raises(ValueError, match="init must be one of"):
         Self2SegConfig(init="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="odd size"):
@@ -85,9 +90,18 @@ def test_init_modes_need_their_inputs() -> None:
 
 def test_threshold_on_a_flat_denoising_is_rejected() -> None:
     with pytest.raises(ValueError, match="leaves no pixel above"):
-        threshold_regions(np.zeros((32, 32)), 0.5, "denoised image")
-    fg, bg = threshold_regions(np.linspace(0, 1, 32 * 32).reshape(32, 32), 0.5, "image")
+        threshold_regions(np.zeros((32, 32)), 2, 0.5, "denoised image")
+    bg, fg = threshold_regions(np.linspace(0, 1, 32 * 32).reshape(32, 32), 2, 0.5, "image")
     assert fg.any() and bg.any() and not (fg & bg).any()
+
+
+def test_more_classes_are_thresholded_by_multi_otsu() -> None:
+    ramp = np.repeat(np.linspace(0, 1, 48), 48).reshape(48, 48)
+    regions = threshold_regions(ramp, 3, 0.5, "image")
+    assert regions.shape == (3, 48, 48) and (regions.sum(axis=0) == 1).all()
+    assert ramp[regions[0]].max() < ramp[regions[1]].min() and ramp[regions[1]].max() < ramp[regions[2]].min()
+    with pytest.raises(ValueError, match=r"empty|cannot split"):
+        threshold_regions(np.zeros((32, 32)), 3, 0.5, "image")
 
 
 @pytest.mark.parametrize(
@@ -120,3 +134,65 @@ def test_presets() -> None:
     assert preset() == fast
     with pytest.raises(ValueError, match="patch_size"):
         DenoiserConfig(patch_size=4)
+
+
+THREE = {0: [(0, 0, 6, 32)], 1: [(10, 10, 16, 16)], 2: [(20, 20, 28, 28)]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"boxes": {0: [(0, 0, 6, 32)], 2: [(20, 20, 28, 28)]}}, r"no box was given for class 1.*from 0 to 2"),
+        ({"boxes": {0: [(0, 0, 6, 32)], 256: [(20, 20, 28, 28)]}}, r"integers from 0 \(background\) to 255"),
+        ({"boxes": {"1": [(0, 0, 6, 32)]}}, r"integers from 0 \(background\) to 255"),
+        ({"boxes": [(0, 0, 6, 32)]}, r"map a class index to a list of boxes"),
+        ({"boxes": THREE, "fg_boxes": FG}, r"not both"),
+        ({"boxes": THREE, "channel_axis": 0}, r"channel_axis=0 was given but the image is 2-D"),
+    ],
+)
+def test_bad_class_boxes_are_rejected(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        iterate(IMG, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("image", "axis", "match"),
+    [
+        (np.random.default_rng(0).normal(size=(32, 32, 3)), 3, r"out of range.*0, 1, 2 or -1"),
+        (np.random.default_rng(0).normal(size=(32, 32, 20)), -1, r"more than 16 channels is probably a stack"),
+        (np.dstack([IMG, np.ones((32, 32))]), -1, r"channel 1 is constant.*leave that channel out"),
+        (np.zeros((2, 3, 32, 32)), 0, r"one channel axis"),
+    ],
+)
+def test_bad_channel_axes_are_rejected(image: np.ndarray, axis: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        iterate(image, boxes=THREE, channel_axis=axis)
+
+
+def test_experts_must_fit_the_classes() -> None:
+    config = Self2SegConfig(experts=("network", "constant", "network", "network"))
+    with pytest.raises(ValueError, match=r"lists 4 kinds .* 3 classes"):
+        iterate(IMG, config, boxes=THREE)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.zeros((32, 32), dtype=int), "both foreground"),
+        (np.where(IMG > 0, 2, 0), r"no pixel of class\(es\) \[1\]"),
+        (np.full((32, 32), -1), "from 0 \\(background\\) to 255"),
+    ],
+)
+def test_bad_label_images_are_rejected(labels: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        iterate(IMG, Self2SegConfig(init="mask"), init_mask=labels)
+
+
+def test_label_image_init_gives_one_region_per_class() -> None:
+    labels = np.zeros((32, 32), dtype=np.uint8)
+    labels[8:16] = 1
+    labels[20:] = 2
+    cfg = Self2SegConfig(init="mask", max_outer_iter=1, denoiser=DenoiserConfig(width=2, n_blocks=1, patience=2))
+    first = next(iterate(IMG, cfg, init_mask=labels, device="cpu"))
+    np.testing.assert_array_equal(first.labels, labels)
+    assert first.relaxed.shape == (3, 32, 32)

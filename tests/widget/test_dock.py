@@ -104,14 +104,14 @@ def test_lambda_change_after_run_resegments_without_training(dock: Any, qtbot: A
     wait_idle(qtbot, dock)
     mask_layer = dock.viewer.layers[MASK_NAME]
     before = mask_layer.data.copy()
-    fg_expert = dock.result.denoised_fg.copy()
+    fg_expert = dock.result.problem.expert_images[1].copy()
     dock.params.lam.value = 0.2
     assert dock.worker is None  # no new training job
     assert dock.reseg_worker is not None  # solved in a thread, the main thread stays free
     qtbot.waitUntil(lambda: dock.reseg_worker is None, timeout=30_000)
     assert "Re-segmented with λ = 0.2" in dock.status.value
     assert mask_layer.data.sum() < before.sum()
-    np.testing.assert_array_equal(dock.result.denoised_fg, fg_expert)
+    np.testing.assert_array_equal(dock.result.problem.expert_images[1], fg_expert)
     assert mask_layer.metadata["self2seg"]["config"]["lam"] == pytest.approx(0.2)
 
 
@@ -301,7 +301,7 @@ def test_restore_defaults_and_tooltips(dock: Any) -> None:
     assert not dock.params.lam_auto.value  # a typed λ switches the automatic choice off
     dock.params.restore_defaults()
     assert dock.params.lam_auto.value and dock.params.to_config().lam == "auto"
-    assert dock.params.to_config().experts == "auto"
+    assert dock.params.to_config().experts == ("auto", "network")
     dock.params.preset.value = "paper"
     assert not dock.params.lam_auto.value and dock.params.to_config().lam == pytest.approx(0.04)
     assert "total variation" in dock.params.lam.tooltip

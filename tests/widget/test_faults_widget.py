@@ -110,7 +110,7 @@ def _failing_after(kind: type[BaseException], when: str) -> Any:
         def gen() -> Any:
             for state in stream:
                 yield state
-                if (when == "denoised" and state.denoised is not None) or (when == "mask" and state.mask_step):
+                if (when == "denoised" and state.denoised is not None) or (when == "mask" and state.labels_step):
                     raise kind("weights") if kind is KeyError else kind("CUDA error: an illegal memory access")
 
         return gen()
@@ -180,7 +180,7 @@ def test_closing_the_viewer_mid_run_is_not_reported_as_deleting_layers(dock: Any
 def test_threshold_init_says_the_boxes_are_not_used(dock: Any, qtbot: Any) -> None:
     add_textures(dock.viewer)
     dock.params.init.value = "threshold"
-    dock.params.experts.value = 1
+    dock.params.experts.value = 1  # the two-class shorthand: a constant background
     dock.params.max_outer_iter.value = 1
     dock.start()
     qtbot.waitUntil(lambda: any("are not used" in m for m in messages()), timeout=5_000)

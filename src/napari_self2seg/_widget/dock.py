@@ -22,7 +22,7 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
 from ..core.config import AUTO
-from ..core.solver import single_region
+from ..core.solver import single_class
 from ..sample_data import BOX_LAYER_NAME, REGION_COLOURS
 from .boxes import REGIONS, BoxPrompts, collect_boxes
 from .layers import OutputLayers, run_metadata
@@ -56,16 +56,26 @@ class InputError(ValueError):
 
 PHASE_WORDS = {
     Phase.INIT: "initialising",
-    Phase.TRAIN_FOREGROUND: "training the foreground denoiser",
-    Phase.TRAIN_BACKGROUND: "training the background denoiser",
+    Phase.TRAIN: "training the denoisers",
     Phase.SEGMENT: "drawing the mask",
     Phase.DONE: "done",
 }
-LOSS_SERIES = {
-    Phase.INIT: ("whole image", "#bbbbbb"),
-    Phase.TRAIN_FOREGROUND: ("foreground", "#ffd700"),
-    Phase.TRAIN_BACKGROUND: ("background", "#00c8ff"),
-}
+WHOLE_IMAGE_SERIES = ("whole image", "#bbbbbb")
+EXPERT_SERIES = (("background", "#00c8ff"), ("foreground", "#ffd700"))
+
+
+def loss_series(state: SolverState) -> tuple[str, str]:
+    """Return the name and colour of the loss curve a training snapshot belongs to."""
+    if state.expert is None:
+        return WHOLE_IMAGE_SERIES
+    return EXPERT_SERIES[state.expert] if state.expert < len(EXPERT_SERIES) else (f"class {state.expert}", "#c080ff")
+
+
+def phase_words(state: SolverState) -> str:
+    """Say in words what the run is doing, naming the region whose denoiser trains."""
+    if state.phase is Phase.TRAIN and state.expert is not None:
+        return f"training the {loss_series(state)[0]} denoiser"
+    return PHASE_WORDS[state.phase]
 
 
 def run_fraction(state: SolverState, max_outer: int) -> float:
@@ -74,7 +84,7 @@ def run_fraction(state: SolverState, max_outer: int) -> float:
         return 1.0
     k = state.outer_iteration
     if state.phase is Phase.SEGMENT:
-        done = 2 * k - (0.5 if state.mask_step < k else 0.0)
+        done = 2 * k - (0.5 if state.labels_step < k else 0.0)
     elif state.phase is Phase.INIT:
         done = 0.0
     else:
@@ -301,10 +311,10 @@ class Self2SegWidget(Container[Widget]):
             stream = iterate(
                 job["data"],
                 job["config"],
-                fg_boxes=job["fg"],
-                bg_boxes=job["bg"],
+                boxes={1: job["fg"], 0: job["bg"]} if job["config"].init == "boxes" else None,
                 seed=job["seed"],
                 device=job["device"],
+                keep_problem=True,  # λ changes re-solve the run's convex problem
             )
         except ValueError as error:
             self._report_error(str(error))
@@ -394,9 +404,9 @@ class Self2SegWidget(Container[Widget]):
         if image not in self.viewer.layers:
             return  # the run is being stopped (see _on_layer_removed)
         mask = None
-        if state.mask_step > job["mask_step"]:  # a new complete mask
-            mask = state.mask
-            job["mask_step"] = state.mask_step
+        if state.labels_step > job["mask_step"]:  # a new complete mask
+            mask = state.labels
+            job["mask_step"] = state.labels_step
             if job["first_mask_s"] is None:
                 job["first_mask_s"] = time.perf_counter() - job["started"]
                 # this run's outputs replace the previous ones: λ changes now belong to this run
@@ -406,8 +416,8 @@ class Self2SegWidget(Container[Widget]):
         if mask is not None or denoised is not None:
             meta = self._metadata(job["config"], state.energies, job["device"], job["seed"])
             self.outputs.write(image, job["plane"], meta, mask=mask, denoised=denoised)
-        if state.loss is not None and state.phase in LOSS_SERIES:
-            name, colour = LOSS_SERIES[state.phase]
+        if state.loss is not None and state.phase in (Phase.INIT, Phase.TRAIN):
+            name, colour = loss_series(state)
             job["losses"] += 1
             self.loss_plot.append(name, colour, (job["losses"], state.loss))
         self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
@@ -418,7 +428,7 @@ class Self2SegWidget(Container[Widget]):
         if state.result is not None:
             self._finish(state.result, state.elapsed)
             return
-        self._set_progress(run_fraction(state, job["config"].max_outer_iter), PHASE_WORDS[state.phase])
+        self._set_progress(run_fraction(state, job["config"].max_outer_iter), phase_words(state))
         self.status.value = f"Outer iteration {state.outer_iteration} · {state.message} · {state.elapsed:.1f} s"
 
     def _finish(self, result: SegmentationResult, elapsed: float) -> None:
@@ -434,7 +444,7 @@ class Self2SegWidget(Container[Widget]):
             self.result = job["previous"][1]
         else:
             meta = self._metadata(result.config, result.energies, result.device, job["seed"])
-            self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
+            self.outputs.write(job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised)
         if result.degenerate:
             if job["mask_step"] == 0:
                 message = (
@@ -454,8 +464,8 @@ class Self2SegWidget(Container[Widget]):
         else:
             self._set_progress(1.0, "done")
             chosen = f"λ = {result.lam:.3g} was chosen from the image. " if result.automatic_lam else ""
-            if job["config"].experts == AUTO:
-                background = "its mean brightness" if result.config.experts == 1 else "a denoiser"
+            if job["config"].experts[0] == AUTO:
+                background = "its mean brightness" if result.config.experts[0] == "constant" else "a denoiser"
                 chosen += f"The background is modelled by {background} (chosen from the boxes). "
             self.status.value = (
                 f"Done in {elapsed:.1f} s after {steps} ({result.stop_reason}). {chosen}"
@@ -540,7 +550,7 @@ class Self2SegWidget(Container[Widget]):
     def _show(self, result: SegmentationResult) -> None:
         job = self._result_job
         meta = self._metadata(result.config, result.energies, result.device, job["seed"])
-        self.outputs.write(job["image"], job["plane"], meta, mask=result.mask, denoised=result.denoised)
+        self.outputs.write(job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised)
         self.result = result
 
     def _start_resegment(self) -> None:
@@ -567,9 +577,10 @@ class Self2SegWidget(Container[Widget]):
                 return
             if result.degenerate:
                 shown = self.result.lam if self.result is not None else run.lam
-                everything = single_region(result.mask)
+                everything = single_class(result.labels, result.classes)
+                what = f"the whole image {everything}" if everything else "a class vanish"
                 message = (
-                    f"λ = {lam:g} makes the whole image {everything}. The mask shown is still the one for "
+                    f"λ = {lam:g} makes {what}. The mask shown is still the one for "
                     f"λ = {shown:g}; lower λ or press 'Back to the run's λ'."
                 )
                 self.status.value = message

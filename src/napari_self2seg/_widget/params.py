@@ -20,7 +20,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
 
 from ..core import Self2SegConfig, preset
-from ..core.config import AUTO, DEFAULT_PRESET, INIT_MODES, PRESETS
+from ..core.config import AUTO, BINARY_EXPERTS, DEFAULT_PRESET, INIT_MODES, PRESETS, binary_shorthand
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,11 @@ class ParameterForm(Container[Widget]):
         )
         self.mu.native.setDecimals(4)
         self.experts = ComboBox(
-            name="experts", label="experts", choices=[AUTO, 2, 1], value=defaults.experts, tooltip=TOOLTIPS["experts"]
+            name="experts",
+            label="experts",
+            choices=list(BINARY_EXPERTS),
+            value=binary_shorthand(defaults.experts),
+            tooltip=TOOLTIPS["experts"],
         )
         self.residual_filter = SpinBox(
             name="residual_filter",
@@ -241,7 +245,7 @@ class ParameterForm(Container[Widget]):
             {
                 **lam,
                 "mu": cfg.mu,
-                "experts": cfg.experts,
+                "experts": binary_shorthand(cfg.experts),
                 "residual_filter": cfg.residual_filter,
                 "learning_rate": cfg.denoiser.learning_rate,
                 "max_outer_iter": cfg.max_outer_iter,
@@ -256,7 +260,7 @@ class ParameterForm(Container[Widget]):
             init=self.init.value,
             lam=AUTO if self.lam_auto.value else float(self.lam.value),
             mu=float(self.mu.value),
-            experts=AUTO if self.experts.value == AUTO else int(self.experts.value),  # type: ignore[arg-type]
+            experts=BINARY_EXPERTS[self.experts.value],
             residual_filter=int(self.residual_filter.value) | 1,
             max_outer_iter=int(self.max_outer_iter.value),
             denoiser=dataclasses.replace(base.denoiser, learning_rate=float(self.learning_rate.value)),

@@ -6,7 +6,7 @@ Nothing here modifies the caller's arrays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -17,17 +17,27 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 MIN_SIZE = 16
+MAX_CHANNELS = 16
+"""More channels than this is most likely a stack of planes, not colours or dyes."""
 Box = tuple[int, int, int, int]
 
 
-def check_image(image: object) -> np.ndarray:
-    """Validate a 2-D real image and return a float64 copy.
+def check_image(image: object, channel_axis: int | None = None) -> np.ndarray:
+    """Validate a 2-D image, grey or with a channel axis, and return a ``(C, H, W)`` float64 copy.
+
+    Parameters
+    ----------
+    image : array-like
+        ``(H, W)``, or 3-D with the channels along ``channel_axis``.
+    channel_axis : int or None
+        Axis of the channels (scikit-image's convention); None for a grey image.
 
     Raises
     ------
     ValueError
-        If the image is not 2-D, not real-valued, smaller than 16×16, has
-        NaN/inf values or is constant.
+        If the image is not 2-D (plus channels), not real-valued, smaller than
+        16×16, has NaN/inf values, has more than 16 channels or a constant
+        channel, or ``channel_axis`` does not fit its shape.
     """
     if image is None:
         raise ValueError("no image was given (got None); pass a 2-D numpy array, e.g. tifffile.imread(path)")
@@ -40,28 +50,60 @@ def check_image(image: object) -> np.ndarray:
             f"expected a real-valued (integer or float) image, got dtype {array.dtype} "
             f"({type(image).__name__}); pass a 2-D numpy array of numbers"
         )
-    if array.ndim != 2:
-        raise ValueError(f"expected a 2-D (Y, X) image, got shape {array.shape}; {_axes_hint(array.shape)}")
-    if min(array.shape) < MIN_SIZE:
-        raise ValueError(f"image of shape {array.shape} is too small: both sides must be at least {MIN_SIZE} pixels")
+    array = _channels_first(array, channel_axis)
+    if min(array.shape[1:]) < MIN_SIZE:
+        raise ValueError(
+            f"image of shape {array.shape[1:]} is too small: both sides must be at least {MIN_SIZE} pixels"
+        )
     values = array.astype(np.float64)  # always a copy
     bad = ~np.isfinite(values)
     if bad.any():
         raise ValueError(
             f"image contains {int(bad.sum())} NaN or infinite values; replace them first, e.g. with numpy.nan_to_num"
         )
-    if values.max() == values.min():
-        raise ValueError(f"image is constant (every pixel is {values.flat[0]:g}): there is nothing to segment")
+    for c, channel in enumerate(values):
+        if channel.max() == channel.min():
+            what = "image is constant" if len(values) == 1 else f"channel {c} is constant"
+            fix = "there is nothing to segment" if len(values) == 1 else "leave that channel out"
+            raise ValueError(f"{what} (every pixel is {channel.flat[0]:g}): {fix}")
     return values
 
 
-def _axes_hint(shape: tuple[int, ...]) -> str:
-    """Say which axes a non-2-D array probably has and how to get one plane."""
-    if len(shape) == 3 and shape[-1] in (3, 4):
-        return (
-            "this looks like an RGB(A) image (Y, X, C), which is not supported yet: "
-            "pass one channel, e.g. image[..., 1]"
+def _channels_first(array: np.ndarray, channel_axis: int | None) -> np.ndarray:
+    """Return a ``(C, H, W)`` view of a grey ``(H, W)`` image or of a 3-D image with channels on ``channel_axis``."""
+    if channel_axis is None:
+        if array.ndim != 2:
+            raise ValueError(f"expected a 2-D (Y, X) image, got shape {array.shape}; {_axes_hint(array.shape)}")
+        return array[None]
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, Integral):
+        raise ValueError(f"channel_axis must be an integer or None, got {channel_axis!r}")
+    if array.ndim == 2:
+        raise ValueError(
+            f"channel_axis={channel_axis} was given but the image is 2-D {array.shape} (grey); "
+            "leave channel_axis as None"
         )
+    if array.ndim != 3:
+        raise ValueError(
+            f"expected a 2-D image with one channel axis, got shape {array.shape}; {_axes_hint(array.shape)}"
+        )
+    if not -3 <= channel_axis <= 2:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for a 3-D image; use 0, 1, 2 or -1")
+    moved = np.moveaxis(array, channel_axis, 0)
+    if moved.shape[0] > MAX_CHANNELS:
+        raise ValueError(
+            f"axis {channel_axis} has {moved.shape[0]} entries: more than {MAX_CHANNELS} channels is probably a "
+            "stack of planes (Z or T), not colours; segment one plane at a time, e.g. image[0], or pick the "
+            "right channel_axis"
+        )
+    return moved
+
+
+def _axes_hint(shape: tuple[int, ...]) -> str:
+    """Say which axes a non-2-D array probably has and how to pass it."""
+    if len(shape) == 3 and shape[-1] in (3, 4):
+        return "this looks like an RGB(A) image (Y, X, C): pass channel_axis=-1"
+    if len(shape) == 3 and shape[0] <= MAX_CHANNELS:
+        return f"if axis 0 holds {shape[0]} channels, pass channel_axis=0; if it is Z or T, pass one plane, image[0]"
     if len(shape) >= 3:
         lead = ", ".join("Z/T/C" for _ in shape[:-2])
         zeros = ", ".join("0" for _ in shape[:-2])
@@ -69,16 +111,32 @@ def _axes_hint(shape: tuple[int, ...]) -> str:
     return "pass a single 2-D plane"
 
 
-def normalise(values: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Min–max normalise to [0, 1]; returns ``(normalised float32, min, max)``.
+def normalise(values: np.ndarray) -> tuple[np.ndarray, tuple[tuple[float, float], ...]]:
+    """Min–max normalise each channel of ``(C, H, W)`` values to [0, 1].
 
-    Values and range are halved first when ``max - min`` would overflow (inputs
-    near ±1e308), which leaves the result unchanged.
+    Returns ``(normalised float32, ((min, max) per channel))``. Channels are
+    scaled separately (two dyes have unrelated brightness). Values and range
+    are halved first when ``max - min`` would overflow (inputs near ±1e308),
+    which leaves the result unchanged.
     """
-    lo, hi = float(values.min()), float(values.max())
-    if not np.isfinite(hi - lo):
-        return ((values / 2 - lo / 2) / (hi / 2 - lo / 2)).astype(np.float32), lo, hi
-    return ((values - lo) / (hi - lo)).astype(np.float32), lo, hi
+    channels, ranges = [], []
+    for channel in values:
+        lo, hi = float(channel.min()), float(channel.max())
+        if not np.isfinite(hi - lo):
+            channels.append(((channel / 2 - lo / 2) / (hi / 2 - lo / 2)).astype(np.float32))
+        else:
+            channels.append(((channel - lo) / (hi - lo)).astype(np.float32))
+        ranges.append((lo, hi))
+    return np.stack(channels), tuple(ranges)
+
+
+def class_name(index: int, classes: int) -> str:
+    """How messages name a class: class 0 is the background; with two classes, class 1 the foreground."""
+    if index == 0:
+        return "background (class 0)"
+    if index == 1 and classes == 2:
+        return "foreground (class 1)"
+    return f"class {index}"
 
 
 def _check_box(box: object, kind: str, index: int, shape: tuple[int, int]) -> Box:
@@ -86,7 +144,7 @@ def _check_box(box: object, kind: str, index: int, shape: tuple[int, int]) -> Bo
     if isinstance(box, (str, bytes)) or not isinstance(box, Iterable):
         raise ValueError(
             f"{kind} box #{index + 1} must be 4 numbers (y0, x0, y1, x1), got {box!r}; "
-            f"boxes are given as a list of boxes, e.g. {kind[:2]}_boxes=[(10, 10, 40, 40)]"
+            "boxes are given as a list of boxes, e.g. [(10, 10, 40, 40)]"
         )
     box = tuple(box)
     if len(box) != 4:
@@ -129,6 +187,67 @@ def check_boxes(boxes: Iterable[Sequence[float]] | None, kind: str, shape: tuple
     return tuple(_check_box(b, kind, i, shape) for i, b in enumerate(items))
 
 
+def check_class_boxes(
+    boxes: Mapping[int, Iterable[Sequence[float]]] | None, shape: tuple[int, int]
+) -> dict[int, tuple[Box, ...]]:
+    """Validate boxes given per class index (``{class: [(y0, x0, y1, x1), ...]}``) and clip them.
+
+    Class indices must be integers in ``[0, 255]``; whether every class has
+    a box is checked where the regions are made (only box prompts need them).
+    """
+    if boxes is None:
+        return {}
+    if not isinstance(boxes, Mapping):
+        raise ValueError(
+            f"boxes must map a class index to a list of boxes, e.g. {{0: [(0, 0, 8, 64)], 1: [(20, 20, 40, 40)]}}; "
+            f"got {type(boxes).__name__}"
+        )
+    checked: dict[int, tuple[Box, ...]] = {}
+    for key, items in boxes.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, Integral) or not 0 <= int(key) <= MAX_CLASS_INDEX:
+            raise ValueError(f"box classes must be integers from 0 (background) to {MAX_CLASS_INDEX}, got {key!r}")
+        checked[int(key)] = check_boxes(items, f"class {int(key)}", shape)
+    return checked
+
+
+MAX_CLASS_INDEX = 255
+
+
+def check_init_labels(labels: object, shape: tuple[int, int]) -> np.ndarray:
+    """Validate a user-given initial segmentation and return it as class indices ``(H, W)`` int64.
+
+    A bool mask is the foreground (class 1) of two classes; an integer image
+    holds class indices 0..K-1, each of them present; a float image in
+    [0, 1] (a soft mask) is thresholded at 0.5.
+    """
+    array = np.asarray(labels)
+    if array.shape != shape:
+        raise ValueError(f"init_mask has shape {array.shape} but the image has shape {shape}; they must match")
+    if array.dtype == bool or np.issubdtype(array.dtype, np.integer):
+        indices = array.astype(np.int64)
+    elif np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all():
+        integral = bool(np.all(array == np.round(array)))
+        indices = array.astype(np.int64) if integral else (array > 0.5).astype(np.int64)
+    else:
+        raise ValueError(f"init_mask must be a bool mask or an integer label image, got dtype {array.dtype}")
+    if indices.min() < 0 or indices.max() > MAX_CLASS_INDEX:
+        raise ValueError(
+            f"init_mask holds class indices from 0 (background) to {MAX_CLASS_INDEX}; "
+            f"got values from {indices.min()} to {indices.max()}"
+        )
+    classes = int(indices.max()) + 1
+    present = np.unique(indices).tolist()
+    if len(present) < 2:
+        raise ValueError("init_mask must contain both foreground (non-zero) and background (zero) pixels")
+    missing = sorted(set(range(classes)) - set(present))
+    if missing:
+        raise ValueError(
+            f"init_mask has classes up to {classes - 1} but no pixel of class(es) {missing}; "
+            "number the classes 0, 1, 2, … without gaps"
+        )
+    return indices
+
+
 MAX_SEED = 2**63 - 1
 
 
@@ -139,17 +258,6 @@ def check_seed(seed: object) -> int:
     if not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"seed must be between 0 and 2**63 - 1, got {seed}")
     return int(seed)
-
-
-def check_init_mask(mask: object, shape: tuple[int, int]) -> np.ndarray:
-    """Validate a user-given initial mask: same shape, both regions non-empty."""
-    array = np.asarray(mask)
-    if array.shape != shape:
-        raise ValueError(f"init_mask has shape {array.shape} but the image has shape {shape}; they must match")
-    binary = array > 0.5 if np.issubdtype(array.dtype, np.floating) else array != 0
-    if binary.all() or not binary.any():
-        raise ValueError("init_mask must contain both foreground (non-zero) and background (zero) pixels")
-    return binary
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

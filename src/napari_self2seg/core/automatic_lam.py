@@ -10,7 +10,9 @@ experts a flood or an empty mask), but no more than that, or small objects
 vanish. The rule takes λ equal to the standard deviation of ``d`` within the
 initial regions, measured after the first training of the experts:
 
-    λ = sqrt((Var_{R_F}(d) + Var_{R_B}(d)) / 2).
+    λ = sqrt((Var_{R_F}(d) + Var_{R_B}(d)) / 2)
+
+(for K regions the same over every pair of classes, :func:`automatic_lam`).
 
 It needs no constant: on the robustness suite (``benchmarks/robustness.py``:
 24 texture pairs, 5 shapes, 8 synthetic nuclei, 12 DSB2018 crops) the Dice of
@@ -35,31 +37,42 @@ LAM_FLOOR = 1e-3
 """Smallest automatic λ: a noise-free image has no spread of ``d`` at all, yet λ must be > 0."""
 
 
-def automatic_lam(data: torch.Tensor, fg_region: torch.Tensor, bg_region: torch.Tensor) -> float:
-    """Return the default λ for a data term ``d`` and the regions the experts were trained on.
+def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor) -> float:
+    """Return the default λ for the experts' residuals and the regions they were trained on.
+
+    For K = 2 the data term of the segmentation step is ``d = r_1 - r_0``
+    (eq. 9) and λ is its pooled standard deviation inside the two initial
+    regions. For K regions every pair of classes ``j < k`` meets at its own
+    boundaries with the data term ``r_k - r_j``; λ pools the variances of each
+    pair's term inside both regions of the pair, so that λ keeps its binary
+    meaning: the cost of a unit length of boundary between two regions.
 
     Parameters
     ----------
-    data : torch.Tensor
-        Data term ``d = r_F - r_B`` of the segmentation step (eq. 9), ``(H, W)``.
-    fg_region, bg_region : torch.Tensor
-        Boolean masks of the initial foreground and background (boxes or
-        thresholded regions), ``(H, W)``; each needs at least two pixels.
+    residuals : torch.Tensor
+        Region residuals ``r_k`` of the trained experts (eq. 5), ``(K, H, W)``.
+    regions : torch.Tensor
+        Boolean masks of the initial regions (boxes or thresholded regions),
+        ``(K, H, W)``; each needs at least two pixels.
 
     Returns
     -------
     float
-        ``max(sqrt((Var_F(d) + Var_B(d)) / 2), LAM_FLOOR)``, population variances.
+        ``max(sqrt(mean_{j<k} (Var_{R_j}(r_k - r_j) + Var_{R_k}(r_k - r_j)) / 2), LAM_FLOOR)``,
+        population variances.
 
     Raises
     ------
     ValueError
         If a region has fewer than two pixels.
     """
+    for k, region in enumerate(regions):
+        count = int(region.sum())
+        if count < 2:
+            raise ValueError(f"the initial region of class {k} has {count} pixel(s); the automatic λ needs at least 2")
     variances = []
-    for name, region in (("foreground", fg_region), ("background", bg_region)):
-        values = data[region].to(torch.float64)
-        if values.numel() < 2:
-            raise ValueError(f"the initial {name} has {values.numel()} pixel(s); the automatic λ needs at least 2")
-        variances.append(float(values.var(correction=0)))
-    return max(math.sqrt(0.5 * (variances[0] + variances[1])), LAM_FLOOR)
+    for k in range(residuals.shape[0]):
+        for j in range(k):
+            data = (residuals[k] - residuals[j]).to(torch.float64)
+            variances += [float(data[regions[j]].var(correction=0)), float(data[regions[k]].var(correction=0))]
+    return max(math.sqrt(sum(variances) / len(variances)), LAM_FLOOR)

@@ -14,8 +14,13 @@ from typing import Literal
 
 InitMode = Literal["boxes", "threshold", "denoise-threshold", "mask"]
 ResidualMode = Literal["full", "blind"]
+ExpertKind = Literal["network", "constant", "auto"]
 AUTO: Literal["auto"] = "auto"
-"""Value of ``Self2SegConfig.lam`` that asks for the image-derived λ (core/automatic_lam.py)."""
+"""Value of ``Self2SegConfig.lam`` that asks for the image-derived λ (core/automatic_lam.py), and the
+expert kind that keeps a network only where it explains its region better than a constant."""
+EXPERT_KINDS: tuple[ExpertKind, ...] = ("network", "constant", "auto")
+MAX_CLASSES = 256
+"""Most regions a run can have: class indices are written as uint8."""
 RESIDUAL_MODES: tuple[ResidualMode, ...] = ("full", "blind")
 INIT_MODES: tuple[InitMode, ...] = ("boxes", "threshold", "denoise-threshold", "mask")
 
@@ -194,24 +199,31 @@ class Self2SegConfig:
         Smoothness: how much a long, ragged region boundary costs. Larger λ
         gives smoother outlines and removes small specks; too large a λ makes
         the whole image one region — the one whose expert explains the image
-        better overall, which is not always the background. Weight of the
-        total variation in the joint energy (eq. 5), on the [0, 1]-normalised
-        image; the paper uses 0.04 and sweeps 0.01–0.07 on DSB2018.
-        ``"auto"`` chooses it from the image after the first training of the
-        experts: the standard deviation of the data term ``r_F - r_B`` inside
-        the initial regions (:func:`~.automatic_lam.automatic_lam`); the
+        better overall, which is not always the background. The cost of a
+        unit length of boundary between two regions in the joint energy
+        (eqs. 5, 13), on the [0, 1]-normalised image; the paper uses 0.04 and
+        sweeps 0.01–0.07 on DSB2018. ``"auto"`` chooses it from the image
+        after the first training of the experts: the standard deviation of
+        the residual differences ``r_k - r_j`` inside the initial regions (:func:`~.automatic_lam.automatic_lam`); the
         result's ``config.lam`` holds the value chosen.
     mu : float
         Weight µ of the proximity term to the previous mask (eq. 10). 0 turns
         the term off; µ > 0 slows the growth of the foreground and switches the
         solver to the accelerated scheme (Algorithm 4).
-    experts : {1, 2, "auto"}
-        2: a Noise2Fast expert per region. 1: a foreground expert and a
-        constant background (its closed-form weighted mean). ``"auto"``:
-        train both on the initial regions, then keep the background network
-        only if it explains the background better than the constant does
-        (:func:`~.solver.background_needs_network`); the result's
-        ``config.experts`` holds the choice.
+    experts : tuple of {"network", "constant", "auto"}
+        The expert of each region, by class index (class 0 is the
+        background); the last entry applies to every further class, so
+        ``("network",)`` gives every region a network. ``"network"``: a
+        Noise2Fast expert. ``"constant"``: the region's closed-form weighted
+        mean per channel (Chan–Vese). ``"auto"``: train a network on the
+        initial region and keep it only if it explains the region better than
+        the constant does (:func:`~.solver.network_beats_constant`).
+        ``("constant", "network")`` is the paper's "one expert" setting for
+        nuclei. The result's ``config.experts`` lists the kind each class
+        used (no ``"auto"`` left).
+    classes : int
+        Number of regions K for the threshold initialisations (multi-Otsu on
+        the image for K > 2). Boxes and label images bring their own K.
     init : {"boxes", "threshold", "denoise-threshold", "mask"}
         How the first masks are made: from foreground/background boxes, by
         thresholding the normalised image, by thresholding a whole-image
@@ -243,7 +255,8 @@ class Self2SegConfig:
 
     lam: float | Literal["auto"] = 0.04
     mu: float = 0.0
-    experts: Literal[1, 2, "auto"] = 2
+    experts: tuple[ExpertKind, ...] = ("network",)
+    classes: int = 2
     init: InitMode = "boxes"
     threshold: float = 0.5
     residual_filter: int = 1
@@ -269,8 +282,16 @@ class Self2SegConfig:
             )
         _require(self.mu >= 0, f"mu (µ) must be >= 0, got {self.mu}; use 0 to switch it off")
         _require(
-            not isinstance(self.experts, bool) and self.experts in (1, 2, AUTO),
-            f"experts must be 1, 2 or 'auto', got {self.experts!r}",
+            isinstance(self.experts, tuple) and 1 <= len(self.experts) <= MAX_CLASSES,
+            f"experts must be a tuple of expert kinds, one per class, e.g. ('constant', 'network'); "
+            f"got {self.experts!r}",
+        )
+        for kind in self.experts:
+            _require(kind in EXPERT_KINDS, f"expert kinds are {', '.join(EXPERT_KINDS)}; got {kind!r}")
+        require_number(self.classes, "classes", integer=True)
+        _require(
+            2 <= self.classes <= MAX_CLASSES,
+            f"classes must be between 2 and {MAX_CLASSES} (a segmentation needs two regions), got {self.classes}",
         )
         _require(
             self.init in INIT_MODES,
@@ -320,7 +341,8 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         iterations and validated every few steps; blind residuals
         (``residual="blind"``), λ chosen from the image (``lam="auto"``), a
         background network only where the background needs one
-        (``experts="auto"``), and primal–dual step sizes scaled to λ.
+        (``experts=("auto", "network")``), and primal–dual step sizes scaled
+        to λ.
 
     Returns
     -------
@@ -338,7 +360,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         return Self2SegConfig(
             lam=AUTO,
             residual="blind",
-            experts=AUTO,
+            experts=(AUTO, "network"),
             denoiser=DenoiserConfig(
                 width=32,
                 n_blocks=3,
@@ -354,3 +376,48 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
             max_outer_iter=6,
         )
     raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}")
+
+
+def expert_kinds(config: Self2SegConfig, classes: int) -> tuple[ExpertKind, ...]:
+    """Return the expert kind of each of ``classes`` regions: ``config.experts``, its last entry repeated.
+
+    Raises
+    ------
+    ValueError
+        If ``config.experts`` lists more kinds than there are classes.
+    """
+    kinds = config.experts
+    if len(kinds) > classes:
+        raise ValueError(
+            f"experts lists {len(kinds)} kinds {kinds!r} but the image has {classes} classes; "
+            "give one kind per class (or fewer: the last one repeats)"
+        )
+    return kinds + (kinds[-1],) * (classes - len(kinds))
+
+
+BINARY_EXPERTS: dict[int | str, tuple[ExpertKind, ...]] = {
+    AUTO: (AUTO, "network"),
+    2: ("network",),
+    1: ("constant", "network"),
+}
+"""The two-region shorthands: an automatic background, 2 experts, or 1 expert (constant background)."""
+
+
+def binary_shorthand(experts: tuple[ExpertKind, ...]) -> int | str:
+    """Return the two-region shorthand (``"auto"``, 2 or 1) of an ``experts`` setting.
+
+    Raises
+    ------
+    ValueError
+        If the setting has no shorthand (e.g. it lists three classes).
+    """
+    for shorthand, kinds in BINARY_EXPERTS.items():
+        if expert_kinds_match(experts, kinds):
+            return shorthand
+    raise ValueError(f"experts {experts!r} has no two-class shorthand (auto, 2 or 1)")
+
+
+def expert_kinds_match(first: tuple[ExpertKind, ...], second: tuple[ExpertKind, ...]) -> bool:
+    """Whether two ``experts`` settings give every class the same kind (the last entry repeats)."""
+    classes = max(len(first), len(second), 2)
+    return first + (first[-1],) * (classes - len(first)) == second + (second[-1],) * (classes - len(second))

@@ -1,4 +1,4 @@
-"""The joint energy of Self2Seg (paper eqs. 5, 9, 10) and its region terms."""
+"""The joint energy of Self2Seg (paper eqs. 5, 9, 10, 13) and its region terms."""
 
 from __future__ import annotations
 
@@ -9,84 +9,88 @@ from .finite_diff import total_variation
 
 
 def squared_residual(image: torch.Tensor, denoised: torch.Tensor, filter_size: int = 1) -> torch.Tensor:
-    """Region fidelity ``(K * (f - D(f)))^2`` (paper eq. 5 and §3.1, variant 3).
+    """Region fidelity ``sum_c (K * (f_c - D(f)_c))^2`` (paper eq. 5 and §3.1, variant 3).
 
     Parameters
     ----------
     image : torch.Tensor
-        The normalised noisy image ``f``, shape ``(H, W)``.
+        The normalised noisy image ``f``, shape ``(C, H, W)``.
     denoised : torch.Tensor
-        An expert's output ``D(f)`` (same shape), or a 0-d tensor for a constant.
+        An expert's output ``D(f)``, broadcastable to ``image`` (a constant
+        expert is ``(C, 1, 1)``).
     filter_size : int
-        Odd size of the mean filter ``K`` applied to the residual before
-        squaring, with reflect padding; 1 applies no filter.
+        Odd size of the mean filter ``K`` applied to each channel's residual
+        before squaring, with reflect padding; 1 applies no filter.
 
     Returns
     -------
     torch.Tensor
-        Per-pixel residual, shape ``(H, W)``.
+        Per-pixel residual summed over the channels, shape ``(H, W)``.
     """
-    residual = image - denoised
+    residual = (image - denoised).expand_as(image)
     if filter_size > 1:
         pad = filter_size // 2
-        padded = F.pad(residual[None, None], (pad, pad, pad, pad), mode="reflect")
-        residual = F.avg_pool2d(padded, filter_size, stride=1)[0, 0]
-    return residual * residual
+        padded = F.pad(residual[None], (pad, pad, pad, pad), mode="reflect")
+        residual = F.avg_pool2d(padded, filter_size, stride=1)[0]
+    return (residual * residual).sum(dim=0)
 
 
 def weighted_mean(image: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Closed-form constant expert: ``argmin_c sum w (f - c)^2 = sum w f / sum w``.
+    """Closed-form constant expert per channel: ``argmin_c sum w (f - c)^2 = sum w f / sum w``.
 
-    This is the constant-background variant of paper §3.1 (Example 1.1).
+    This is the constant-region variant of paper §3.1 (Example 1.1).
 
     Parameters
     ----------
     image : torch.Tensor
-        The normalised image ``f``.
+        The normalised image ``f``, ``(C, H, W)``.
     weight : torch.Tensor
-        Non-negative weights, e.g. the soft background ``1 - u``.
+        Non-negative weights ``(H, W)``, e.g. the soft membership ``u_k``.
 
     Returns
     -------
     torch.Tensor
-        0-d tensor. If all weights are zero, the plain mean of ``f``.
+        ``(C, 1, 1)``. If all weights are zero, the plain mean of each channel.
     """
     total = weight.sum()
-    return torch.where(total > 0, (weight * image).sum() / total.clamp_min(1e-12), image.mean())
+    weighted = (weight * image).sum(dim=(-2, -1), keepdim=True) / total.clamp_min(1e-12)
+    return torch.where(total > 0, weighted, image.mean(dim=(-2, -1), keepdim=True))
 
 
 def joint_energy(
     u: torch.Tensor,
-    residual_fg: torch.Tensor,
-    residual_bg: torch.Tensor,
+    residuals: torch.Tensor,
     lam: float,
     mu: float = 0.0,
     reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Discrete joint energy (paper eq. 9, plus the µ term of eq. 10).
+    """Discrete joint energy (paper eq. 13; eq. 9 for K = 2, plus the µ term of eq. 10).
 
-    ``E(u) = lam * TV(u) + sum u r_F + sum (1 - u) r_B + mu/2 ||u - u_R||^2``
-    for ``0 <= u <= 1`` (the indicator ``i_A`` is not evaluated).
+    ``E(u) = lam/2 sum_k TV(u_k) + sum_k <u_k, r_k> + mu/4 ||u - u_R||^2``
+    for ``u`` on the simplex at every pixel (not checked). With the halved
+    weights a boundary between two regions costs λ per unit length, and for
+    K = 2 (``u = (1 - v, v)``) this is the binary
+    ``lam TV(v) + <v, r_1> + <1 - v, r_0> + mu/2 ||v - v_R||^2``.
 
     Parameters
     ----------
     u : torch.Tensor
-        Relaxed foreground indicator, shape ``(H, W)``.
-    residual_fg, residual_bg : torch.Tensor
-        Per-pixel fidelities ``r_F`` and ``r_B`` from :func:`squared_residual`.
+        Relaxed class memberships, shape ``(K, H, W)``.
+    residuals : torch.Tensor
+        Per-pixel fidelities ``r_k`` from :func:`squared_residual`, ``(K, H, W)``.
     lam : float
         TV weight λ.
     mu : float
         Weight of the proximity term; ignored if ``reference`` is None.
     reference : torch.Tensor or None
-        Reference mask ``u_R`` of eq. 10.
+        Reference memberships ``u_R`` of eq. 10, ``(K, H, W)``.
 
     Returns
     -------
     torch.Tensor
         0-d tensor.
     """
-    energy = lam * total_variation(u) + (u * residual_fg).sum() + ((1.0 - u) * residual_bg).sum()
+    energy = 0.5 * lam * total_variation(u).sum() + (u * residuals).sum()
     if mu > 0 and reference is not None:
-        energy = energy + 0.5 * mu * ((u - reference) ** 2).sum()
+        energy = energy + 0.25 * mu * ((u - reference) ** 2).sum()
     return energy

@@ -1,9 +1,13 @@
-"""The alternating Self2Seg scheme (paper Algorithms 1 and 3) as a generator.
+"""The alternating Self2Seg scheme (paper Algorithms 1 and 3) as a generator, for K regions and C channels.
 
 :func:`iterate` is the primary API: it validates its inputs at once, then
 returns a generator of :class:`~.state.SolverState` snapshots. :func:`segment`
 runs it to the end; :func:`resegment` re-solves only the convex step for a new
 λ on the experts of a finished run.
+
+Inside, one alternation (:class:`_Alternation`) holds the current regions,
+memberships and experts; :meth:`_Scheme.train_experts` and
+:meth:`_Scheme.segment_step` each make one half of an outer iteration.
 """
 
 from __future__ import annotations
@@ -11,134 +15,57 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ._validation import check_boxes, check_image, check_init_mask, check_seed, normalise, resolve_device
+from ._validation import (
+    check_boxes,
+    check_class_boxes,
+    check_image,
+    check_init_labels,
+    check_seed,
+    class_name,
+    normalise,
+    resolve_device,
+)
 from .automatic_lam import automatic_lam
-from .config import AUTO, PrimalDualConfig, Self2SegConfig, preset
+from .config import AUTO, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
-from .denoiser.training import TrainedExpert, blind_prediction, train_expert
+from .denoiser.training import blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
 from .finite_diff import pointwise_norm
-from .initialization import box_regions, threshold_regions
+from .initialization import box_regions, label_regions, threshold_regions
 from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
-from .state import LiveParameters, Phase, SegmentationResult, SolverState
+from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25
 """Longest time between two snapshots while an expert trains or the solver runs."""
 
-BoxesLike = Iterable[Sequence[float]] | None
+Boxes = Iterable[Sequence[float]] | None
+ClassBoxes = Mapping[int, Iterable[Sequence[float]]] | None
 StateStream = Generator[SolverState, LiveParameters | None, None]
 
 
 def _frozen(values: torch.Tensor | np.ndarray) -> np.ndarray:
     """Read-only CPU numpy copy of a tensor or array."""
     if isinstance(values, torch.Tensor):
-        dtype = torch.bool if values.dtype == torch.bool else torch.float32
+        dtype = values.dtype if values.dtype in (torch.bool, torch.uint8) else torch.float32
         values = values.detach().to("cpu", dtype).numpy()
     array = np.array(values, copy=True)
     array.flags.writeable = False
     return array
 
 
-class _Run:
-    """Mutable bookkeeping of one run: live parameters, timings, the last snapshot."""
+def labels_of(u: torch.Tensor) -> torch.Tensor:
+    """Class of largest membership per pixel, ``(H, W)`` uint8; ties go to the higher class.
 
-    def __init__(self, config: Self2SegConfig, lo: float, hi: float, shape: tuple[int, int]) -> None:
-        self.config = config
-        self.lo, self.hi = lo, hi
-        self.start = time.perf_counter()
-        self.timings = {"init": 0.0, "train_foreground": 0.0, "train_background": 0.0, "segment": 0.0}
-        self.energies: list[float] = []
-        self.last_yield = self.start
-        empty = np.zeros(shape, dtype=bool)
-        empty.flags.writeable = False
-        self.mask = empty
-        self.mask_step = 0
-        self.relaxed = _frozen(empty.astype(np.float32))
-        self.denoised: np.ndarray | None = None
-        self.automatic_lam = False
-
-    @property
-    def lam(self) -> float:
-        """The λ in use; the automatic λ is chosen after the first training, before anything needs it."""
-        if self.config.lam == AUTO:
-            raise RuntimeError("the automatic λ is used before it was chosen")
-        return self.config.lam
-
-    def lam_or_none(self) -> float | None:
-        """Return the λ in use, or None while the automatic λ is not chosen yet."""
-        return None if self.config.lam == AUTO else self.config.lam
-
-    def choose_lam(self, data: torch.Tensor, fg_region: torch.Tensor, bg_region: torch.Tensor) -> None:
-        """Resolve ``lam="auto"`` from the first data term (a live λ sent earlier has replaced it already)."""
-        if self.config.lam != AUTO:
-            return
-        lam = automatic_lam(data, fg_region, bg_region)
-        self.config = dataclasses.replace(self.config, lam=lam)
-        self.automatic_lam = True
-        logger.info("automatic λ = %.4g (spread of r_F - r_B in the initial regions)", lam)
-        if self.config.init != "boxes":
-            # measured in docs/results.md: 2-4x too large on DSB2018 with the denoise-threshold init
-            logger.warning(
-                "λ = %.3g was chosen from the image, a rule validated with box prompts; with init=%r it tends "
-                "to be too large (the regions hold misclassified pixels). If the mask floods or loses objects, "
-                "give λ yourself (0.01-0.02 for nuclei) or draw boxes.",
-                lam,
-                self.config.init,
-            )
-
-    def receive(self, sent: LiveParameters | None) -> None:
-        """Apply parameters sent into the generator (validated by LiveParameters)."""
-        if sent is None:
-            return
-        lam = self.config.lam if sent.lam is None else sent.lam
-        mu = self.config.mu if sent.mu is None else sent.mu
-        self.config = dataclasses.replace(self.config, lam=lam, mu=mu)
-        logger.info("live parameters: λ = %s, µ = %g", lam, mu)
-
-    def to_input_scale(self, normalised: torch.Tensor) -> np.ndarray:
-        """Map a [0, 1] image back to the input's intensity range."""
-        return to_input_scale(normalised, self.lo, self.hi)
-
-    def due(self) -> bool:
-        """Whether enough time has passed to send an intermediate snapshot."""
-        return time.perf_counter() - self.last_yield >= PROGRESS_INTERVAL_S
-
-    def snapshot(
-        self,
-        phase: Phase,
-        outer: int,
-        message: str,
-        *,
-        step: int = 0,
-        loss: float | None = None,
-        gap: float | None = None,
-        result: SegmentationResult | None = None,
-    ) -> SolverState:
-        """Build a snapshot from the current arrays (shared, read-only)."""
-        self.last_yield = time.perf_counter()
-        return SolverState(
-            phase=phase,
-            outer_iteration=outer,
-            step=step,
-            mask=self.mask,
-            mask_step=self.mask_step,
-            relaxed=self.relaxed,
-            denoised=self.denoised,
-            energies=tuple(self.energies),
-            lam=self.lam_or_none(),
-            loss=loss,
-            gap=gap,
-            elapsed=self.last_yield - self.start,
-            message=message,
-            result=result,
-        )
+    For two classes this is ``u_1 >= 1/2`` (Theorem 4 thresholds at 1/2).
+    """
+    return (u.shape[0] - 1 - torch.argmax(torch.flip(u, (0,)), dim=0)).to(torch.uint8)
 
 
 def to_input_scale(normalised: torch.Tensor, lo: float, hi: float) -> np.ndarray:
@@ -159,62 +86,236 @@ def to_input_scale(normalised: torch.Tensor, lo: float, hi: float) -> np.ndarray
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def single_region(mask: torch.Tensor | np.ndarray) -> str | None:
-    """``"foreground"`` or ``"background"`` if the mask covers all or none of the image, else None."""
-    if bool(mask.all()):
-        return "foreground"
-    if not bool(mask.any()):
-        return "background"
-    return None
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """Validated inputs of a run: the normalised image and the initial regions."""
+
+    image: np.ndarray
+    """``(C, H, W)`` float32 in [0, 1] per channel."""
+    ranges: tuple[tuple[float, float], ...]
+    channel_axis: int | None
+    regions: np.ndarray | None
+    """``(K, H, W)`` bool, or None for ``denoise-threshold`` (made after the whole-image denoiser)."""
+    from_boxes: bool
+
+    def to_input_layout(self, normalised: torch.Tensor) -> np.ndarray:
+        """Map ``(C, H, W)`` (or ``(N, C, H, W)``) [0, 1] images to the input's scale and axis order."""
+        channels = [to_input_scale(normalised[..., c, :, :], lo, hi) for c, (lo, hi) in enumerate(self.ranges)]
+        stacked = np.stack(channels, axis=-3)
+        if self.channel_axis is None:
+            out = stacked[..., 0, :, :]
+        else:
+            out = np.moveaxis(stacked, -3, stacked.ndim - 3 + self.channel_axis % 3)
+        out = np.ascontiguousarray(out)
+        out.flags.writeable = False
+        return out
 
 
-def collapsed(mask: torch.Tensor, boxes: tuple[torch.Tensor, torch.Tensor] | None) -> str | None:
+class _Run:
+    """Mutable bookkeeping of one run: live parameters, timings, the last snapshot."""
+
+    def __init__(self, config: Self2SegConfig, classes: int | None, shape: tuple[int, int]) -> None:
+        self.config = config
+        self.start = time.perf_counter()
+        self.init_time = 0.0
+        self.expert_times: list[float] = [0.0] * (classes or 0)
+        self.segment_time = 0.0
+        self.energies: list[float] = []
+        self.last_yield = self.start
+        self.labels = _frozen(np.zeros(shape, dtype=np.uint8))
+        self.labels_step = 0
+        self.relaxed = _frozen(np.zeros((classes or 2, *shape), dtype=np.float32))
+        self.denoised: np.ndarray | None = None
+        self.automatic_lam = False
+
+    @property
+    def lam(self) -> float:
+        """The λ in use; the automatic λ is chosen after the first training, before anything needs it."""
+        if self.config.lam == AUTO:
+            raise RuntimeError("the automatic λ is used before it was chosen")
+        return self.config.lam
+
+    def lam_or_none(self) -> float | None:
+        """Return the λ in use, or None while the automatic λ is not chosen yet."""
+        return None if self.config.lam == AUTO else self.config.lam
+
+    def choose_lam(self, residuals: torch.Tensor, regions: torch.Tensor) -> None:
+        """Resolve ``lam="auto"`` from the first residuals (a live λ sent earlier has replaced it already)."""
+        if self.config.lam != AUTO:
+            return
+        lam = automatic_lam(residuals, regions)
+        self.config = dataclasses.replace(self.config, lam=lam)
+        self.automatic_lam = True
+        logger.info("automatic λ = %.4g (spread of the residual differences in the initial regions)", lam)
+        if self.config.init != "boxes":
+            # measured in docs/results.md: 2-4x too large on DSB2018 with the denoise-threshold init
+            logger.warning(
+                "λ = %.3g was chosen from the image, a rule validated with box prompts; with init=%r it tends "
+                "to be too large (the regions hold misclassified pixels). If the mask floods or loses objects, "
+                "give λ yourself (0.01-0.02 for nuclei) or draw boxes.",
+                lam,
+                self.config.init,
+            )
+
+    def receive(self, sent: LiveParameters | None) -> None:
+        """Apply parameters sent into the generator (validated by LiveParameters)."""
+        if sent is None:
+            return
+        lam = self.config.lam if sent.lam is None else sent.lam
+        mu = self.config.mu if sent.mu is None else sent.mu
+        self.config = dataclasses.replace(self.config, lam=lam, mu=mu)
+        logger.info("live parameters: λ = %s, µ = %g", lam, mu)
+
+    def due(self) -> bool:
+        """Whether enough time has passed to send an intermediate snapshot."""
+        return time.perf_counter() - self.last_yield >= PROGRESS_INTERVAL_S
+
+    def timings(self) -> Timings:
+        """Return the seconds spent so far, per phase."""
+        return Timings(init=self.init_time, experts=tuple(self.expert_times), segment=self.segment_time)
+
+    def snapshot(
+        self,
+        phase: Phase,
+        outer: int,
+        message: str,
+        *,
+        expert: int | None = None,
+        step: int = 0,
+        loss: float | None = None,
+        gap: float | None = None,
+        result: SegmentationResult | None = None,
+    ) -> SolverState:
+        """Build a snapshot from the current arrays (shared, read-only)."""
+        self.last_yield = time.perf_counter()
+        return SolverState(
+            phase=phase,
+            expert=expert,
+            outer_iteration=outer,
+            step=step,
+            labels=self.labels,
+            labels_step=self.labels_step,
+            relaxed=self.relaxed,
+            denoised=self.denoised,
+            energies=tuple(self.energies),
+            lam=self.lam_or_none(),
+            loss=loss,
+            gap=gap,
+            elapsed=self.last_yield - self.start,
+            message=message,
+            result=result,
+        )
+
+
+def single_class(labels: torch.Tensor | np.ndarray, classes: int) -> str | None:
+    """Name the class that covers the whole image, or return None if there are at least two."""
+    present = np.unique(labels) if isinstance(labels, np.ndarray) else torch.unique(labels).cpu().numpy()
+    return class_name(int(present[0]), classes) if len(present) == 1 else None
+
+
+def collapsed(labels: torch.Tensor, classes: int, boxes: torch.Tensor | None) -> str | None:
     """Say how a segmentation step collapsed, or return None if it did not.
 
-    A step collapses when one region takes the whole image, or — with box
-    prompts — when a region takes more than half of the other region's boxes:
-    the user marked those pixels, so such a mask is a flood (or a vanished
-    foreground) that merely left a few pixels over.
+    A step collapses when a class loses all its pixels (for two classes: the
+    image becomes one region), or — with box prompts ``boxes`` ``(K, H, W)``
+    — when a class keeps less than half of its own boxes: the user marked
+    those pixels, so such a segmentation is a flood by the other classes that
+    merely left a few pixels over.
     """
-    everything = single_region(mask)
-    if everything is not None:
-        return f"the whole image {everything}"
+    counts = torch.bincount(labels.flatten().long(), minlength=classes)
+    if int((counts > 0).sum()) == 1:
+        return f"the whole image {single_class(labels, classes)}"
+    empty = [class_name(k, classes) for k in range(classes) if int(counts[k]) == 0]
+    if empty:
+        return f"{', '.join(empty)} vanish"
     if boxes is not None:
-        fg_boxes, bg_boxes = boxes
-        if float(mask[bg_boxes].float().mean()) > 0.5:
-            return "most of the background boxes foreground (the mask flooded)"
-        if float(mask[fg_boxes].float().mean()) < 0.5:
-            return "most of the foreground boxes background (the mask vanished)"
+        for k in range(classes):
+            if float((labels[boxes[k]] == k).float().mean()) < 0.5:
+                if classes == 2:
+                    return (
+                        "most of the background boxes foreground (the mask flooded)"
+                        if k == 0
+                        else "most of the foreground boxes background (the mask vanished)"
+                    )
+                return f"most of the {class_name(k, classes)} boxes other classes (it was flooded)"
     return None
+
+
+def network_beats_constant(network: torch.Tensor, constant: torch.Tensor, region: torch.Tensor) -> bool:
+    """Whether a network expert explains its region better than the region's mean (expert kind ``"auto"``).
+
+    Compares the mean region residuals (eq. 5) of the trained network and of
+    the constant expert. On a flat background (fluorescence) a network, which
+    explains any locally smooth patch, brings nothing over the constant and
+    later also explains the objects; there the constant is kept. The network
+    is scored on the pixels it was trained on, which favours it on small
+    boxes (below about 12 × 12 pixels it tends to be kept).
+    """
+    return bool(network[region].mean() < constant[region].mean())
 
 
 @dataclasses.dataclass
 class _KeptSegmentation:
-    """The last segmentation that left two regions: what a run ends with and resegment starts from."""
+    """The last segmentation in which no class collapsed: what a run ends with and resegment starts from."""
 
     u: torch.Tensor
     p: torch.Tensor
-    residuals: tuple[torch.Tensor, torch.Tensor] | None
+    residuals: torch.Tensor | None
     step: int
+
+
+@dataclasses.dataclass
+class _Alternation:
+    """State of the alternating scheme between two half-steps (Algorithm 1)."""
+
+    regions: torch.Tensor
+    """``(K, H, W)`` bool: where each expert trains (the boxes first, then the current classes)."""
+    boxes: torch.Tensor | None
+    """The box regions, for the collapse guard (None without box prompts)."""
+    kinds: list[ExpertKind]
+    nets: list[Noise2FastNet | None]
+    solver: PrimalDualState
+    kept: _KeptSegmentation
+    outputs: torch.Tensor | None = None
+    """``(K, C, H, W)``: every expert's denoising of the whole image."""
+    residuals: torch.Tensor | None = None
+    """``(K, H, W)``: the region residuals ``r_k`` of the current experts."""
+    outer: int = 0
+    degenerate: bool = False
+    stop_reason: str = ""
+
+    @property
+    def u(self) -> torch.Tensor:
+        """Current memberships ``(K, H, W)``."""
+        return self.solver.u
+
+    @property
+    def classes(self) -> int:
+        """Number of regions K."""
+        return int(self.regions.shape[0])
 
 
 def iterate(
     image: np.ndarray,
     config: Self2SegConfig | None = None,
     *,
-    fg_boxes: BoxesLike = None,
-    bg_boxes: BoxesLike = None,
+    boxes: ClassBoxes = None,
+    fg_boxes: Boxes = None,
+    bg_boxes: Boxes = None,
     init_mask: np.ndarray | None = None,
+    channel_axis: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
+    keep_problem: bool = False,
 ) -> StateStream:
     """Run Self2Seg step by step, yielding a snapshot after every phase.
 
-    The scheme alternates (paper Algorithm 1): train the Noise2Fast experts on
-    the current foreground and background (eqs. 11–12), then minimise the
-    convex joint energy (eq. 5, or eq. 10 with µ > 0) over ``u`` by
-    Chambolle–Pock, until the energy decrease falls below ``stop_ratio`` times
-    the previous decrease or ``max_outer_iter`` segmentation steps were made.
+    The scheme alternates (paper Algorithm 1): train a Noise2Fast expert on
+    each current region (eqs. 11–12), then minimise the convex joint energy
+    (eq. 5; eq. 13 for K regions; eq. 10 with µ > 0) over the memberships
+    ``u`` by Chambolle–Pock, until the energy decrease falls below
+    ``stop_ratio`` times the previous decrease or ``max_outer_iter``
+    segmentation steps were made.
 
     Inputs are checked when this function is called, before any work. The
     returned generator yields after the initialisation, after every training
@@ -227,19 +328,32 @@ def iterate(
     Parameters
     ----------
     image : numpy.ndarray
-        2-D image of any real dtype; it is min–max normalised internally and
-        never modified.
+        2-D image ``(H, W)`` of any real dtype, or 3-D with channels on
+        ``channel_axis``; each channel is min–max normalised internally. The
+        array is never modified.
     config : Self2SegConfig or None
         Settings; ``None`` uses the default (``fast``) preset.
+    boxes : mapping of class index to boxes, or None
+        Box prompts per class, ``{class: [(y0, x0, y1, x1), …]}``, half-open
+        pixel coordinates; class 0 is the background, and every class from 0
+        to K-1 needs at least one box. Needed for ``init="boxes"``, ignored
+        otherwise.
     fg_boxes, bg_boxes : iterable of (y0, x0, y1, x1) or None
-        Foreground and background boxes, half-open pixel coordinates; any
-        number of each. Needed for ``init="boxes"``, ignored otherwise.
+        Two-class shorthand: ``boxes={1: fg_boxes, 0: bg_boxes}``. Not
+        together with ``boxes``.
     init_mask : numpy.ndarray or None
-        Initial foreground mask for ``init="mask"``.
+        Initial segmentation for ``init="mask"``: a bool foreground mask or an
+        integer label image (class index per pixel, 0..K-1).
+    channel_axis : int or None
+        Axis of the channels of a colour / multichannel image (at most 16);
+        None for a grey image.
     seed : int
         Seed of the network initialisations and the training-pair draws.
     device : str or torch.device
         ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
+    keep_problem : bool
+        Keep the experts' residuals, the dual variable and each expert's image
+        in the result (``result.problem``), as :func:`resegment` needs.
 
     Returns
     -------
@@ -261,223 +375,266 @@ def iterate(
     cfg = config if config is not None else preset()
     if not isinstance(cfg, Self2SegConfig):
         raise ValueError(f"config must be a Self2SegConfig (e.g. preset('fast')), got {type(cfg).__name__}")
-    values = check_image(image)
-    shape = (int(values.shape[0]), int(values.shape[1]))
-    fg_checked = check_boxes(fg_boxes, "foreground", shape)
-    bg_checked = check_boxes(bg_boxes, "background", shape)
-    normalised, lo, hi = normalise(values)
-    regions: tuple[np.ndarray, np.ndarray] | None = None
+    values = check_image(image, channel_axis)
+    shape = (int(values.shape[1]), int(values.shape[2]))
+    if boxes is not None and (fg_boxes is not None or bg_boxes is not None):
+        raise ValueError("give boxes either per class (boxes={0: [...], 1: [...]}) or as fg_boxes/bg_boxes, not both")
+    if boxes is None:
+        class_boxes = {1: check_boxes(fg_boxes, "foreground", shape), 0: check_boxes(bg_boxes, "background", shape)}
+    else:
+        class_boxes = check_class_boxes(boxes, shape)
+    normalised, ranges = normalise(values)
+    grey = normalised.mean(axis=0)  # threshold inits act on the mean of the normalised channels
+    regions: np.ndarray | None = None
     if init_mask is not None and cfg.init != "mask":
         raise ValueError(f"init_mask is only used with init='mask', but init is {cfg.init!r}")
     if cfg.init == "boxes":
-        regions = box_regions(fg_checked, bg_checked, shape)
+        regions = box_regions(class_boxes, shape)
     elif cfg.init == "threshold":
-        regions = threshold_regions(normalised, cfg.threshold, "normalised image")
+        regions = threshold_regions(grey, cfg.classes, cfg.threshold, "normalised image")
     elif cfg.init == "mask":
         if init_mask is None:
-            raise ValueError("init='mask' needs an init_mask of the image's shape")
-        fg = check_init_mask(init_mask, shape)
-        regions = (fg, ~fg)
+            raise ValueError("init='mask' needs an init_mask (a mask or label image) of the image's shape")
+        labels = check_init_labels(init_mask, shape)
+        regions = label_regions(labels, int(labels.max()) + 1)
+    if regions is not None:
+        expert_kinds(cfg, regions.shape[0])  # fails now if the experts do not fit the classes
+    inputs = _Inputs(normalised, ranges, channel_axis, regions, from_boxes=cfg.init == "boxes")
     torch_device = resolve_device(device)
-    return _alternate(normalised, lo, hi, cfg, regions, check_seed(seed), torch_device)
+    return _Scheme(inputs, cfg, check_seed(seed), torch_device).run(keep_problem)
 
 
-def _alternate(
-    normalised: np.ndarray,
-    lo: float,
-    hi: float,
-    config: Self2SegConfig,
-    regions: tuple[np.ndarray, np.ndarray] | None,
-    seed: int,
-    device: torch.device,
-) -> StateStream:
-    """Run the alternating scheme on validated inputs (the generator behind :func:`iterate`)."""
-    run = _Run(config, lo, hi, (normalised.shape[0], normalised.shape[1]))
-    f = torch.from_numpy(normalised).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    den_cfg = config.denoiser
+class _Scheme:
+    """One run of the alternating scheme on validated inputs: the experts' side and the segmentation side."""
 
-    def new_net() -> Noise2FastNet:
-        return Noise2FastNet(den_cfg.width, den_cfg.n_blocks, generator=generator).to(device)
+    def __init__(self, inputs: _Inputs, config: Self2SegConfig, seed: int, device: torch.device) -> None:
+        self.inputs = inputs
+        self.seed = seed
+        self.device = device
+        self.f = torch.from_numpy(inputs.image).to(device)
+        self.generator = torch.Generator().manual_seed(seed)
+        classes = None if inputs.regions is None else inputs.regions.shape[0]
+        self.run_ = _Run(config, classes, (inputs.image.shape[1], inputs.image.shape[2]))
+
+    @property
+    def config(self) -> Self2SegConfig:
+        """The run's configuration, live parameters applied."""
+        return self.run_.config
+
+    def new_net(self) -> Noise2FastNet:
+        den = self.config.denoiser
+        net = Noise2FastNet(den.width, den.n_blocks, channels=self.f.shape[0], generator=self.generator)
+        return net.to(self.device)
 
     def train(
-        net: Noise2FastNet, region: torch.Tensor, phase: Phase, outer: int, timing_key: str
-    ) -> Generator[SolverState, LiveParameters | None, TrainedExpert]:
+        self, net: Noise2FastNet, region: torch.Tensor, outer: int, expert: int | None, timing: list[float], slot: int
+    ) -> Generator[SolverState, LiveParameters | None, torch.Tensor]:
+        """Train one expert on ``region`` (eqs. 11–12); returns its denoising of the whole image."""
+        run = self.run_
+        phase = Phase.INIT if expert is None else Phase.TRAIN
+        what = "whole-image denoiser" if expert is None else f"expert of {class_name(expert, len(run.expert_times))}"
         t0 = time.perf_counter()
-        training = train_expert(net, f, region, den_cfg, generator)
+        training = train_expert(net, self.f, region, self.config.denoiser, self.generator)
         try:
             while True:
                 progress = next(training)
                 if run.due():
-                    message = f"{phase.value}: step {progress.step}, loss {progress.loss:.3g}"
-                    run.receive((yield run.snapshot(phase, outer, message, step=progress.step, loss=progress.loss)))
+                    message = f"train {what}: step {progress.step}, loss {progress.loss:.3g}"
+                    snapshot = run.snapshot(
+                        phase, outer, message, expert=expert, step=progress.step, loss=progress.loss
+                    )
+                    run.receive((yield snapshot))
         except StopIteration as stop:
-            trained: TrainedExpert = stop.value
-        run.timings[timing_key] += time.perf_counter() - t0
-        logger.info("%s: %d steps, best validation error %.3g", phase.value, trained.steps, trained.best_score)
-        return trained
+            trained = stop.value
+        timing[slot] += time.perf_counter() - t0
+        logger.info("%s: %d steps, best validation error %.3g", what, trained.steps, trained.best_score)
+        output: torch.Tensor = trained.output
+        return output
 
-    def region_prediction(net: Noise2FastNet, output: torch.Tensor) -> torch.Tensor:
+    def prediction(self, net: Noise2FastNet, output: torch.Tensor) -> torch.Tensor:
         """Return what an expert's region residual compares with ``f``: its output or its blind prediction."""
-        return blind_prediction(net, f, output) if config.residual == "blind" else output
+        return blind_prediction(net, self.f, output) if self.config.residual == "blind" else output
 
-    # Initialisation (Algorithm 1, step 1).
-    if regions is None:  # denoise-threshold: Noise2Fast on the whole image, then threshold
-        whole = yield from train(new_net(), torch.ones_like(f, dtype=torch.bool), Phase.INIT, 0, "init")
-        denoised = whole.output.cpu().numpy()
-        denoised = (denoised - denoised.min()) / max(float(denoised.max() - denoised.min()), 1e-12)
-        regions = threshold_regions(denoised, config.threshold, "denoised image")
-    fg_region = torch.from_numpy(regions[0]).to(device)
-    bg_region = torch.from_numpy(regions[1]).to(device)
-    u = fg_region.to(f.dtype)
-    run.mask, run.relaxed = _frozen(regions[0]), _frozen(u)
-    run.receive((yield run.snapshot(Phase.INIT, 0, f"initial regions from {config.init}")))
+    def residual(self, prediction: torch.Tensor) -> torch.Tensor:
+        return squared_residual(self.f, prediction, self.config.residual_filter)
 
-    boxes = (fg_region, bg_region) if config.init == "boxes" else None  # the names are rebound, never written
-    fg_net = new_net()
-    bg_net = new_net() if config.experts != 1 else None
-    pd_state = PrimalDualState.from_mask(u)
-    kept = _KeptSegmentation(u=u.clone(), p=pd_state.p.clone(), residuals=None, step=0)
-    degenerate = False
-    stop_reason = f"reached max_outer_iter = {config.max_outer_iter}"
-    outer = 0
+    def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
+        """Return the constant expert of class k (eq. 5, D_k = c_k): the mean over its boxes first, then over u_k."""
+        weight = alt.regions[k].to(self.f.dtype) if alt.outer == 0 else alt.u[k]
+        return weighted_mean(self.f, weight).expand_as(self.f)
 
-    def constant_background() -> torch.Tensor:
-        """Return the constant background expert (eq. 5, D_B = c_B): mean over the boxes first, then over 1 - u."""
-        weight = bg_region.to(f.dtype) if outer == 0 else 1.0 - u
-        return weighted_mean(f, weight).expand_as(f)
+    def run(self, keep_problem: bool) -> StateStream:
+        """Run the alternation: the generator behind :func:`iterate`."""
+        alt = yield from self.initialise()
+        while True:
+            yield from self.train_experts(alt)
+            if _decrease_stalled(self.run_.energies, self.config.stop_ratio):
+                alt.stop_reason = f"energy decrease fell below {self.config.stop_ratio:g} × the previous decrease"
+                break
+            if alt.outer >= self.config.max_outer_iter:
+                alt.stop_reason = f"reached max_outer_iter = {self.config.max_outer_iter}"
+                break
+            yield from self.segment_step(alt)
+            if alt.degenerate:
+                break
+        result = self.result(alt, keep_problem)
+        logger.info("done after %d segmentation steps: %s", alt.outer, alt.stop_reason)
+        yield self.run_.snapshot(Phase.DONE, alt.outer, f"done: {alt.stop_reason}", result=result)
 
-    while True:
-        # Expert step: W^{k+1} = argmin_W E(u^k, W) via Noise2Fast (eqs. 11–12).
-        if outer > 0 and not den_cfg.warm_start:
-            fg_net = new_net()
-            bg_net = new_net() if run.config.experts == 2 else None
-        out_fg = (yield from train(fg_net, fg_region, Phase.TRAIN_FOREGROUND, outer, "train_foreground")).output
-        pred_fg = region_prediction(fg_net, out_fg)
-        if bg_net is not None:
-            out_bg = (yield from train(bg_net, bg_region, Phase.TRAIN_BACKGROUND, outer, "train_background")).output
-            pred_bg = region_prediction(bg_net, out_bg)
-        else:
-            t0 = time.perf_counter()
-            out_bg = pred_bg = constant_background()
-            run.timings["train_background"] += time.perf_counter() - t0
-        residual_fg = squared_residual(f, pred_fg, config.residual_filter)
-        residual_bg = squared_residual(f, pred_bg, config.residual_filter)
-        if outer == 0 and run.config.experts == AUTO:
-            constant = constant_background()
-            flat = squared_residual(f, constant, config.residual_filter)
-            network_needed = background_needs_network(residual_bg, flat, bg_region)
-            run.config = dataclasses.replace(run.config, experts=2 if network_needed else 1)
-            logger.info("background: %s", "a network expert" if network_needed else "a constant (flat background)")
-            if not network_needed:
-                bg_net, out_bg, pred_bg, residual_bg = None, constant, constant, flat
-        if outer == 0:
-            run.choose_lam(residual_fg - residual_bg, fg_region, bg_region)
-        run.energies.append(float(joint_energy(u, residual_fg, residual_bg, run.lam)))
-        run.denoised = run.to_input_scale(torch.where(u >= 0.5, out_fg, out_bg))
-        run.receive(
-            (yield run.snapshot(Phase.TRAIN_BACKGROUND, outer, f"experts trained, energy {run.energies[-1]:.4g}"))
-        )
+    def initialise(self) -> Generator[SolverState, LiveParameters | None, _Alternation]:
+        """Algorithm 1, step 1: the initial regions, memberships and untrained experts."""
+        run, inputs = self.run_, self.inputs
+        regions_np = inputs.regions
+        if regions_np is None:  # denoise-threshold: Noise2Fast on the whole image, then threshold
+            init_time = [0.0]
+            whole = torch.ones(self.f.shape[1:], dtype=torch.bool, device=self.device)
+            output = yield from self.train(self.new_net(), whole, 0, None, init_time, 0)
+            run.init_time = init_time[0]
+            grey = output.mean(dim=0).cpu().numpy()
+            grey = (grey - grey.min()) / max(float(grey.max() - grey.min()), 1e-12)
+            regions_np = threshold_regions(grey, self.config.classes, self.config.threshold, "denoised image")
+            expert_kinds(self.config, regions_np.shape[0])
+        classes = regions_np.shape[0]
+        run.expert_times = [0.0] * classes
+        regions = torch.from_numpy(regions_np).to(self.device)
+        # memberships: each region's pixels in its class, pixels outside every region in the background
+        u = regions.to(self.f.dtype)
+        u[0] = 1.0 - u[1:].sum(dim=0)
+        run.labels, run.relaxed = _frozen(labels_of(u)), _frozen(u)
+        run.receive((yield run.snapshot(Phase.INIT, 0, f"initial regions from {self.config.init}")))
+        kinds = list(expert_kinds(self.config, classes))
+        nets: list[Noise2FastNet | None] = [None if kind == "constant" else self.new_net() for kind in kinds]
+        solver = PrimalDualState.from_memberships(u)
+        kept = _KeptSegmentation(u=u.clone(), p=solver.p.clone(), residuals=None, step=0)
+        boxes = regions if inputs.from_boxes else None  # never written: the regions are rebound, not changed
+        return _Alternation(regions=regions, boxes=boxes, kinds=kinds, nets=nets, solver=solver, kept=kept)
 
-        if _decrease_stalled(run.energies, config.stop_ratio):
-            stop_reason = f"energy decrease fell below {config.stop_ratio:g} × the previous decrease"
-            break
-        if outer >= config.max_outer_iter:
-            break
+    def train_experts(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
+        """Expert step: ``W^{k+1} = argmin_W E(u^k, W)``, one Noise2Fast or constant per class (eqs. 11–12)."""
+        run = self.run_
+        outputs, residuals = [], []
+        for k in range(alt.classes):
+            if alt.outer > 0 and not self.config.denoiser.warm_start and alt.kinds[k] != "constant":
+                alt.nets[k] = self.new_net()
+            net = alt.nets[k]
+            if net is None:
+                t0 = time.perf_counter()
+                output = self.constant(alt, k)
+                outputs.append(output)
+                residuals.append(self.residual(output))
+                run.expert_times[k] += time.perf_counter() - t0
+                continue
+            output = yield from self.train(net, alt.regions[k], alt.outer, k, run.expert_times, k)
+            residual = self.residual(self.prediction(net, output))
+            if alt.kinds[k] == AUTO:
+                constant = self.constant(alt, k)
+                flat = self.residual(constant)
+                keep = network_beats_constant(residual, flat, alt.regions[k])
+                alt.kinds[k] = "network" if keep else "constant"
+                logger.info("%s: %s", class_name(k, alt.classes), "a network expert" if keep else "a constant")
+                if not keep:
+                    alt.nets[k], output, residual = None, constant, flat
+            outputs.append(output)
+            residuals.append(residual)
+        if alt.outer == 0:
+            run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
+        alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
+        if alt.outer == 0:
+            run.choose_lam(alt.residuals, alt.regions)
+        run.energies.append(float(joint_energy(alt.u, alt.residuals, run.lam)))
+        run.denoised = self.composite(alt.outputs, labels_of(alt.u))
+        message = f"experts trained, energy {run.energies[-1]:.4g}"
+        run.receive((yield run.snapshot(Phase.TRAIN, alt.outer, message)))
 
-        # Segmentation step: u^{k+1} = argmin_u E(u, W^{k+1}) (Algorithm 2 or 4).
-        outer += 1
+    def segment_step(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
+        """Segmentation step: ``u^{k+1} = argmin_u E(u, W^{k+1})`` on the simplex (Algorithm 2 or 4)."""
+        run = self.run_
+        if alt.residuals is None or alt.outputs is None:  # pragma: no cover - train_experts always runs first
+            raise RuntimeError("segmentation step before the experts were trained")
+        alt.outer += 1
         t0 = time.perf_counter()
         lam, mu = run.lam, run.config.mu
-        reference = u.clone() if mu > 0 else None
+        reference = alt.u.clone() if mu > 0 else None
         progress = None
-        for progress in chambolle_pock(
-            pd_state, residual_fg - residual_bg, lam, config.solver, mu=mu, reference=reference
-        ):
+        for progress in chambolle_pock(alt.solver, alt.residuals, lam, self.config.solver, mu=mu, reference=reference):
             if run.due():
-                run.relaxed = _frozen(pd_state.u)
+                run.relaxed = _frozen(alt.u)
                 message = f"segment: iteration {progress.iteration}, gap {progress.gap:.2e}"
-                run.receive(
-                    (yield run.snapshot(Phase.SEGMENT, outer, message, step=progress.iteration, gap=progress.gap))
-                )
-        run.timings["segment"] += time.perf_counter() - t0
+                snapshot = run.snapshot(Phase.SEGMENT, alt.outer, message, step=progress.iteration, gap=progress.gap)
+                run.receive((yield snapshot))
+        run.segment_time += time.perf_counter() - t0
         steps = progress.iteration if progress else 0
         gap = progress.gap if progress else None
-        logger.info("segmentation %d: %d primal-dual iterations, gap %.2e", outer, steps, gap or 0.0)
-        collapse = collapsed(pd_state.u >= 0.5, boxes)
+        logger.info("segmentation %d: %d primal-dual iterations, gap %.2e", alt.outer, steps, gap or 0.0)
+        collapse = collapsed(labels_of(alt.u), alt.classes, alt.boxes)
         if collapse is not None:
-            # One region (or one that took the other's boxes) is no segmentation: end with the last good one.
-            degenerate = True
-            before = "the initial regions are" if kept.step == 0 else f"the mask of step {kept.step} is"
-            stop_reason = (
-                f"segmentation step {outer} made {collapse} with λ = {lam:g}, so {before} kept; "
-                "lower λ, draw larger boxes, or try one expert (constant background)"
-            )
-            logger.warning(stop_reason)
-            pd_state.u.copy_(kept.u)
-            pd_state.p.copy_(kept.p)
+            # A class that vanished (or lost its boxes) is no segmentation: end with the last good one.
+            alt.degenerate = True
+            kept = alt.kept
+            before = "the initial regions are" if kept.step == 0 else f"the segmentation of step {kept.step} is"
+            fix = "lower λ, draw larger boxes, or try a constant background expert"
+            alt.stop_reason = f"segmentation step {alt.outer} made {collapse} with λ = {lam:g}, so {before} kept; {fix}"
+            logger.warning(alt.stop_reason)
+            alt.solver.u.copy_(kept.u)
+            alt.solver.p.copy_(kept.p)
         else:
-            kept = _KeptSegmentation(
-                u=pd_state.u.clone(), p=pd_state.p.clone(), residuals=(residual_fg, residual_bg), step=outer
+            alt.kept = _KeptSegmentation(
+                u=alt.u.clone(), p=alt.solver.p.clone(), residuals=alt.residuals, step=alt.outer
             )
-        u = pd_state.u
-        hard = u >= 0.5
-        run.mask, run.relaxed, run.mask_step = _frozen(hard), _frozen(u), kept.step
-        run.denoised = run.to_input_scale(torch.where(hard, out_fg, out_bg))
-        message = f"segmentation {outer} done" if not degenerate else f"segmentation {outer} became one region"
-        run.receive((yield run.snapshot(Phase.SEGMENT, outer, message, step=steps, gap=gap)))
-        if degenerate:
-            break
-        fg_region, bg_region = hard, ~hard
+        labels = labels_of(alt.u)
+        run.labels, run.relaxed, run.labels_step = _frozen(labels), _frozen(alt.u), alt.kept.step
+        run.denoised = self.composite(alt.outputs, labels)
+        message = f"segmentation {alt.outer} done" if not alt.degenerate else f"segmentation {alt.outer} collapsed"
+        run.receive((yield run.snapshot(Phase.SEGMENT, alt.outer, message, step=steps, gap=gap)))
+        alt.regions = torch.from_numpy(label_regions(labels.cpu().numpy(), alt.classes)).to(self.device)
 
-    # The residuals the kept mask was solved with, so that resegment at the run's λ gives that mask back.
-    kept_fg, kept_bg = kept.residuals if kept.residuals is not None else (residual_fg, residual_bg)
-    result = SegmentationResult(
-        mask=run.mask,
-        relaxed=run.relaxed,
-        denoised=run.denoised,
-        denoised_fg=run.to_input_scale(out_fg),
-        denoised_bg=run.to_input_scale(out_bg),
-        energies=tuple(run.energies),
-        timings=dict(run.timings),
-        config=run.config,
-        seed=seed,
-        device=str(device),
-        outer_iterations=outer,
-        stop_reason=stop_reason,
-        degenerate=degenerate,
-        automatic_lam=run.automatic_lam,
-        image_range=(lo, hi),
-        residual_fg=_frozen(kept_fg),
-        residual_bg=_frozen(kept_bg),
-        dual=_frozen(kept.p),
-    )
-    logger.info("done after %d segmentation steps: %s", outer, stop_reason)
-    yield run.snapshot(Phase.DONE, outer, f"done: {stop_reason}", result=result)
+    def composite(self, outputs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """Each pixel's class expert output (paper §2.4), in the input's scale and layout."""
+        index = labels.long()[None, None].expand(1, *outputs.shape[1:])
+        return self.inputs.to_input_layout(torch.take_along_dim(outputs, index, dim=0)[0])
 
-
-def background_needs_network(network: torch.Tensor, constant: torch.Tensor, region: torch.Tensor) -> bool:
-    """Whether a network expert explains the background region better than its mean (``experts="auto"``).
-
-    Compares the mean region residuals (eq. 5) of the trained background
-    network and of the constant background. On a flat background (fluorescence)
-    a network, which explains any locally smooth patch, brings nothing over the
-    constant and later also explains the objects; there the constant is kept.
-    The network is scored on the pixels it was trained on, which favours it
-    on small boxes (below about 12 × 12 pixels it tends to be kept).
-    """
-    return bool(network[region].mean() < constant[region].mean())
+    def result(self, alt: _Alternation, keep_problem: bool) -> SegmentationResult:
+        """Build the final result: the kept segmentation, the last experts."""
+        run = self.run_
+        if alt.outputs is None or alt.residuals is None:  # pragma: no cover - at least one training always runs
+            raise RuntimeError("the run ended before its experts were trained")
+        problem = None
+        if keep_problem:
+            # the residuals the kept segmentation was solved with, so that resegment at the run's λ gives it back
+            residuals = alt.kept.residuals if alt.kept.residuals is not None else alt.residuals
+            problem = ConvexProblem(
+                residuals=_frozen(residuals),
+                dual=_frozen(alt.kept.p),
+                expert_images=self.inputs.to_input_layout(alt.outputs),
+            )
+        return SegmentationResult(
+            labels=run.labels,
+            relaxed=run.relaxed,
+            denoised=run.denoised if run.denoised is not None else self.composite(alt.outputs, labels_of(alt.u)),
+            energies=tuple(run.energies),
+            timings=run.timings(),
+            config=run.config,
+            seed=self.seed,
+            device=str(self.device),
+            outer_iterations=alt.outer,
+            stop_reason=alt.stop_reason,
+            degenerate=alt.degenerate,
+            automatic_lam=run.automatic_lam,
+            image_range=self.inputs.ranges,
+            channel_axis=self.inputs.channel_axis,
+            problem=problem,
+        )
 
 
-def _certified(state: PrimalDualState, data: torch.Tensor, lam: float, gap_tol: float) -> bool:
+def _certified(state: PrimalDualState, residuals: torch.Tensor, lam: float, gap_tol: float) -> bool:
     """Whether ``state`` already meets the gap tolerance for ``lam`` (then no iteration is needed).
 
-    The gap certifies only a dual-feasible ``p`` (``|p_i| <= lam``); a ``p``
-    stored for a larger λ is not, and the state is then solved again.
+    The gap certifies only a dual-feasible ``p`` (``|p_k,i| <= lam/2``); a
+    ``p`` stored for a larger λ is not, and the state is then solved again.
     """
-    if float(pointwise_norm(state.p).max()) > lam * (1.0 + 1e-6):
+    if float(pointwise_norm(state.p).max()) > 0.5 * lam * (1.0 + 1e-6):
         return False
-    return float(duality_gap(state, data, lam)) / data.numel() <= gap_tol
+    return float(duality_gap(state, residuals, lam)) / residuals[0].numel() <= gap_tol
 
 
 def _decrease_stalled(energies: Sequence[float], ratio: float) -> bool:
@@ -493,11 +650,14 @@ def segment(
     image: np.ndarray,
     config: Self2SegConfig | None = None,
     *,
-    fg_boxes: BoxesLike = None,
-    bg_boxes: BoxesLike = None,
+    boxes: ClassBoxes = None,
+    fg_boxes: Boxes = None,
+    bg_boxes: Boxes = None,
     init_mask: np.ndarray | None = None,
+    channel_axis: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
+    keep_problem: bool = False,
 ) -> SegmentationResult:
     """Run Self2Seg to the end and return its result.
 
@@ -506,22 +666,28 @@ def segment(
     Parameters
     ----------
     image : numpy.ndarray
-        2-D image of any real dtype.
+        2-D image of any real dtype, or 3-D with channels on ``channel_axis``.
     config : Self2SegConfig or None
         Settings; ``None`` uses the default (``fast``) preset.
+    boxes : mapping of class index to boxes, or None
+        Box prompts per class (class 0 is the background).
     fg_boxes, bg_boxes : iterable of (y0, x0, y1, x1) or None
-        Foreground and background boxes (half-open).
+        Two-class shorthand for ``boxes={1: fg_boxes, 0: bg_boxes}``.
     init_mask : numpy.ndarray or None
-        Initial foreground mask for ``init="mask"``.
+        Initial mask or label image for ``init="mask"``.
+    channel_axis : int or None
+        Axis of the channels; None for a grey image.
     seed : int
         Random seed.
     device : str or torch.device
         Device name or ``"auto"``.
+    keep_problem : bool
+        Keep what :func:`resegment` needs in ``result.problem``.
 
     Returns
     -------
     SegmentationResult
-        Mask, relaxed indicator, denoised images, energies and timings.
+        Labels, relaxed memberships, denoised image, energies and timings.
 
     Examples
     --------
@@ -529,16 +695,25 @@ def segment(
     >>> from napari_self2seg.core import Self2SegConfig, DenoiserConfig, PrimalDualConfig, segment
     >>> rng = np.random.default_rng(0)
     >>> img = rng.normal(0.2, 0.1, (32, 32)); img[8:24, 8:24] += 0.6
-    >>> cfg = Self2SegConfig(lam=0.02, experts=1, max_outer_iter=2,
+    >>> cfg = Self2SegConfig(lam=0.02, experts=("constant", "network"), max_outer_iter=2,
     ...                      denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5),
     ...                      solver=PrimalDualConfig(max_iter=500))
-    >>> result = segment(img, cfg, fg_boxes=[(10, 10, 20, 20)], bg_boxes=[(0, 0, 6, 32)], device="cpu")
-    >>> result.mask[16, 16], result.mask[2, 2]
-    (np.True_, np.False_)
+    >>> result = segment(img, cfg, boxes={1: [(10, 10, 20, 20)], 0: [(0, 0, 6, 32)]}, device="cpu")
+    >>> result.labels[16, 16], result.labels[2, 2]
+    (np.uint8(1), np.uint8(0))
     """
     final: SegmentationResult | None = None
     for state in iterate(
-        image, config, fg_boxes=fg_boxes, bg_boxes=bg_boxes, init_mask=init_mask, seed=seed, device=device
+        image,
+        config,
+        boxes=boxes,
+        fg_boxes=fg_boxes,
+        bg_boxes=bg_boxes,
+        init_mask=init_mask,
+        channel_axis=channel_axis,
+        seed=seed,
+        device=device,
+        keep_problem=keep_problem,
     ):
         final = state.result
     if final is None:  # pragma: no cover - iterate always ends with a result
@@ -555,15 +730,15 @@ def resegment(
 ) -> SegmentationResult:
     """Re-solve only the convex segmentation step for a new λ, keeping the experts.
 
-    The experts' residuals stored in ``result`` are fixed, so eq. (5) is convex
-    in ``u`` and one Chambolle–Pock solve (warm-started from the previous
-    ``u`` and dual variable) gives the new global minimiser; no network is
-    trained. The µ term is not used here.
+    The experts' residuals stored in ``result.problem`` are fixed, so eq. (13)
+    is convex in ``u`` and one Chambolle–Pock solve (warm-started from the
+    previous ``u`` and dual variable) gives the new global minimiser; no
+    network is trained. The µ term is not used here.
 
     Parameters
     ----------
     result : SegmentationResult
-        A finished run.
+        A finished run made with ``keep_problem=True``.
     lam : float
         New TV weight λ (> 0).
     device : str or torch.device
@@ -577,50 +752,74 @@ def resegment(
     Returns
     -------
     SegmentationResult
-        A new result with the new mask, relaxed indicator, composite denoised
-        image and a one-entry energy history; experts are unchanged. It is
-        the exact minimiser for ``lam``, even when that is a single region
+        A new result with the new labels, relaxed memberships, composite
+        denoised image and a one-entry energy history; experts are unchanged.
+        It is the exact minimiser for ``lam``, even when a class vanishes
         (``degenerate`` is then True and ``stop_reason`` says so).
+
+    Raises
+    ------
+    ValueError
+        If ``result`` was made without ``keep_problem=True``.
 
     Notes
     -----
     Every call starts from the state stored in ``result``, so re-segmenting a
-    run's result for several λ in any order gives for each λ the same mask
+    run's result for several λ in any order gives for each λ the same labels
     (pass the run's own result each time, not a re-segmented one).
     """
+    problem = result.problem
+    if problem is None:
+        raise ValueError(
+            "this result does not hold its experts' residuals; run segment(..., keep_problem=True) to re-segment it"
+        )
     if solver is None:
         solver = dataclasses.replace(result.config.solver, scale_steps_to_lam=True)
     config = dataclasses.replace(result.config, lam=lam, solver=solver)
     torch_device = resolve_device(device)
     t0 = time.perf_counter()
-    residual_fg = torch.from_numpy(np.array(result.residual_fg)).to(torch_device)
-    residual_bg = torch.from_numpy(np.array(result.residual_bg)).to(torch_device)
+    residuals = torch.from_numpy(np.array(problem.residuals)).to(torch_device)
     state = PrimalDualState(
         u=torch.from_numpy(np.array(result.relaxed)).to(torch_device),
-        p=torch.from_numpy(np.array(result.dual)).to(torch_device),
+        p=torch.from_numpy(np.array(problem.dual)).to(torch_device),
     )
-    data = residual_fg - residual_bg
-    if not _certified(state, data, lam, config.solver.gap_tol):
-        for _ in chambolle_pock(state, data, lam, config.solver):
+    if not _certified(state, residuals, lam, config.solver.gap_tol):
+        for _ in chambolle_pock(state, residuals, lam, config.solver):
             pass
-    energy = float(joint_energy(state.u, residual_fg, residual_bg, lam))
-    mask = _frozen(state.u >= 0.5)
-    denoised = np.where(mask, result.denoised_fg, result.denoised_bg)
-    denoised.flags.writeable = False
-    everything = single_region(mask)
+    energy = float(joint_energy(state.u, residuals, lam))
+    labels = labels_of(state.u)
+    classes = result.classes
+    collapse = collapsed(labels, classes, None)
     stop_reason = f"re-segmented with λ = {lam:g}"
-    if everything is not None:
-        stop_reason += f": the whole image became {everything}; a smaller λ keeps two regions"
+    if collapse is not None:
+        stop_reason += f": {collapse}; a smaller λ keeps every class"
     return dataclasses.replace(
         result,
-        mask=mask,
+        labels=_frozen(labels),
         relaxed=_frozen(state.u),
-        denoised=denoised,
+        denoised=compose(problem.expert_images, _frozen(labels), result.channel_axis),
         energies=(energy,),
-        timings={"segment": time.perf_counter() - t0},
+        timings=Timings(segment=time.perf_counter() - t0),
         config=config,
-        dual=_frozen(state.p),
+        problem=dataclasses.replace(problem, dual=_frozen(state.p)),
         stop_reason=stop_reason,
-        degenerate=everything is not None,
+        degenerate=collapse is not None,
         automatic_lam=result.automatic_lam and lam == result.config.lam,
     )
+
+
+def compose(expert_images: np.ndarray, labels: np.ndarray, channel_axis: int | None) -> np.ndarray:
+    """Pick at every pixel the image of its class's expert, ``expert_images`` ``(K, *input layout)``."""
+    stacked = (
+        expert_images[:, None] if channel_axis is None else np.moveaxis(expert_images, _stacked_axis(channel_axis), 1)
+    )
+    picked = np.take_along_axis(stacked, labels[None, None].astype(np.intp), axis=0)[0]
+    out = picked[0] if channel_axis is None else np.moveaxis(picked, 0, channel_axis)
+    out = np.ascontiguousarray(out)
+    out.flags.writeable = False
+    return out
+
+
+def _stacked_axis(channel_axis: int) -> int:
+    """Position of a 3-D image's channel axis once images are stacked on a new first axis."""
+    return 1 + channel_axis % 3

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 from .config import require_number
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import numpy as np
 
     from .config import Self2SegConfig
@@ -24,8 +22,7 @@ class Phase(enum.Enum):
     """What the alternating scheme (paper Algorithm 1) is doing."""
 
     INIT = "initialise"
-    TRAIN_FOREGROUND = "train foreground expert"
-    TRAIN_BACKGROUND = "train background expert"
+    TRAIN = "train expert"
     SEGMENT = "segment"
     DONE = "done"
 
@@ -60,32 +57,81 @@ class LiveParameters:
                 raise ValueError(f"mu (µ) must be >= 0, got {self.mu}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SegmentationResult:
-    """Outcome of a Self2Seg run; arrays have the input image's shape.
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent per phase of a run.
 
     Attributes
     ----------
-    mask : numpy.ndarray
-        Binary segmentation ``u >= 0.5`` (Theorem 4), bool.
+    init : float
+        Initial regions (the whole-image denoiser for ``denoise-threshold``).
+    experts : tuple of float
+        Training (or the closed-form mean) of each class's expert, by class.
+    segment : float
+        Primal–dual segmentation steps.
+    """
+
+    init: float = 0.0
+    experts: tuple[float, ...] = ()
+    segment: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """All phases together."""
+        return self.init + sum(self.experts) + self.segment
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat mapping for JSON records: ``init``, ``expert_0`` … ``expert_{K-1}``, ``segment``."""
+        return {"init": self.init, **{f"expert_{k}": t for k, t in enumerate(self.experts)}, "segment": self.segment}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvexProblem:
+    """The segmentation step's convex problem for fixed experts (eq. 13), kept for :func:`~.solver.resegment`.
+
+    Attributes
+    ----------
+    residuals : numpy.ndarray
+        Region fidelities ``r_k`` (eq. 5) the result's labels were solved
+        with, on the normalised image, ``(K, H, W)`` float32.
+    dual : numpy.ndarray
+        Dual variable of that solve, ``(K, 2, H, W)``, for warm starts.
+    expert_images : numpy.ndarray
+        Each expert's denoising of the whole image in the input's intensity
+        scale and layout, stacked on a new first axis (a constant expert is a
+        constant image).
+    """
+
+    residuals: np.ndarray = field(repr=False)
+    dual: np.ndarray = field(repr=False)
+    expert_images: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentationResult:
+    """Outcome of a Self2Seg run.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        Class index of every pixel, ``(H, W)`` uint8: the class of largest
+        membership ``u_k`` (ties go to the higher class, so for two classes a
+        pixel is foreground where ``u_1 >= 1/2``, Theorem 4). 0 is the background.
     relaxed : numpy.ndarray
-        Relaxed indicator ``u`` in [0, 1], float32.
+        Relaxed memberships ``u`` on the simplex, ``(K, H, W)`` float32.
     denoised : numpy.ndarray
-        Composite ``round(u) D_F(f) + (1 - round(u)) D_B(f)`` (paper §2.4) in
-        the input's intensity scale, float32 (float64 for inputs beyond
+        Composite denoising: at every pixel the output of its class's expert
+        (paper §2.4), in the input's intensity scale and layout (channel axis
+        where the input had it), float32 (float64 for inputs beyond
         float32's range).
-    denoised_fg, denoised_bg : numpy.ndarray
-        Each expert's denoising of the whole image, input scale, same dtype
-        (constant for a constant background).
     energies : tuple of float
-        Joint energy (eq. 5) after each outer iteration, index 0 after the
+        Joint energy (eq. 13) after each outer iteration, index 0 after the
         first expert training.
-    timings : Mapping[str, float]
-        Seconds spent per phase (``init``, ``train_foreground``,
-        ``train_background``, ``segment``).
+    timings : Timings
+        Seconds spent per phase.
     config : Self2SegConfig
         The settings used, with the λ actually used (the automatic one, or
-        the last live λ) and the last live µ.
+        the last live λ), the last live µ and the expert kind of every class.
     seed : int
         Seed of the run.
     device : str
@@ -95,33 +141,31 @@ class SegmentationResult:
     stop_reason : str
         Why the run stopped.
     degenerate : bool
-        Whether the last segmentation step collapsed: made the whole image one
-        region or, with box prompts, gave more than half of one region's
-        boxes to the other region (a flood that left a few pixels over).
-        A run then ends with the last mask that had two regions (the initial
-        regions if there was none); :func:`resegment` returns the
-        single-region minimiser and sets this flag.
+        Whether the last segmentation step collapsed: a class lost all its
+        pixels or, with box prompts, more than half of its boxes to other
+        classes (a flood that left a few pixels over). A run then ends with
+        the last segmentation in which every class had its pixels (the
+        initial regions if there was none); :func:`resegment` returns the
+        exact minimiser and sets this flag.
     automatic_lam : bool
         Whether ``config.lam`` was chosen from the image (``lam="auto"``)
         rather than given or sent live.
-    image_range : tuple of float
-        ``(min, max)`` of the input, used for the [0, 1] normalisation.
-    residual_fg, residual_bg : numpy.ndarray
-        Region fidelities ``r_F``, ``r_B`` (eq. 5) that ``mask`` was solved
-        with, on the normalised image; :func:`resegment` re-uses them, so
-        re-segmenting at the run's λ gives ``mask`` back.
-    dual : numpy.ndarray
-        Dual variable of the segmentation step that gave ``relaxed``,
-        ``(2, H, W)``, for warm starts.
+    image_range : tuple of (float, float)
+        ``(min, max)`` of each input channel, used for the [0, 1] normalisation.
+    channel_axis : int or None
+        The input's channel axis (None for a grey image).
+    problem : ConvexProblem or None
+        The residuals, dual variable and expert images of the last
+        segmentation step, when the run was asked to keep them
+        (``keep_problem=True``); :func:`resegment` needs them. None keeps the
+        result small (batch runs ship results between processes).
     """
 
-    mask: np.ndarray
+    labels: np.ndarray
     relaxed: np.ndarray
     denoised: np.ndarray
-    denoised_fg: np.ndarray
-    denoised_bg: np.ndarray
     energies: tuple[float, ...]
-    timings: Mapping[str, float]
+    timings: Timings
     config: Self2SegConfig
     seed: int
     device: str
@@ -129,18 +173,34 @@ class SegmentationResult:
     stop_reason: str
     degenerate: bool
     automatic_lam: bool
-    image_range: tuple[float, float]
-    residual_fg: np.ndarray = field(repr=False)
-    residual_bg: np.ndarray = field(repr=False)
-    dual: np.ndarray = field(repr=False)
+    image_range: tuple[tuple[float, float], ...]
+    channel_axis: int | None = None
+    problem: ConvexProblem | None = None
+
+    @property
+    def classes(self) -> int:
+        """Number of regions K."""
+        return int(self.relaxed.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Foreground mask: every pixel not of the background class 0, bool ``(H, W)``."""
+        return foreground(self.labels)
 
     @property
     def lam(self) -> float:
-        """The λ ``mask`` was solved with: ``config.lam``, a number also after ``lam="auto"``."""
+        """The λ ``labels`` was solved with: ``config.lam``, a number also after ``lam="auto"``."""
         lam = self.config.lam
         if isinstance(lam, str):  # pragma: no cover - a run always resolves "auto" before its result
             raise RuntimeError("the result's λ was never chosen")
         return lam
+
+
+def foreground(labels: np.ndarray) -> np.ndarray:
+    """Read-only bool mask of the pixels not in class 0."""
+    mask: np.ndarray = labels != 0
+    mask.flags.writeable = False
+    return mask
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,18 +211,21 @@ class SolverState:
     ----------
     phase : Phase
         Current phase.
+    expert : int or None
+        The class whose expert trains (phase ``TRAIN``), else None.
     outer_iteration : int
         0 during initialisation and the first expert training, then the
         index of the current segmentation step.
     step : int
         Gradient step (training phases) or primal–dual iteration (segment).
-    mask : numpy.ndarray
-        Current binary mask (bool).
-    mask_step : int
-        The segmentation step ``mask`` comes from; 0 means it is still the
-        initial regions (no complete mask yet).
+    labels : numpy.ndarray
+        Current class of every pixel, ``(H, W)`` uint8; before the first
+        segmentation step, the initial regions (pixels outside every box are 0).
+    labels_step : int
+        The segmentation step ``labels`` comes from; 0 means it is still the
+        initial regions (no complete segmentation yet).
     relaxed : numpy.ndarray
-        Current relaxed indicator ``u`` (float32).
+        Current relaxed memberships ``u``, ``(K, H, W)`` float32.
     denoised : numpy.ndarray or None
         Current composite denoised image in input scale, once experts exist.
     energies : tuple of float
@@ -183,10 +246,11 @@ class SolverState:
     """
 
     phase: Phase
+    expert: int | None
     outer_iteration: int
     step: int
-    mask: np.ndarray
-    mask_step: int
+    labels: np.ndarray
+    labels_step: int
     relaxed: np.ndarray
     denoised: np.ndarray | None
     energies: tuple[float, ...]
@@ -196,3 +260,8 @@ class SolverState:
     elapsed: float
     message: str
     result: SegmentationResult | None = None
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Current foreground mask (every class but 0), bool ``(H, W)``."""
+        return foreground(self.labels)

@@ -26,21 +26,26 @@ class Noise2FastNet(nn.Module):
         Channels of the hidden layers.
     n_blocks : int
         Number of two-convolution blocks.
+    channels : int
+        Image channels C, in and out: the network denoises all channels
+        jointly, so an expert can use the colour of a region.
     generator : torch.Generator or None
         Source of randomness for the weight initialisation (Kaiming-uniform,
         as torch's default), so that seeded runs are reproducible without
         touching the global RNG.
     """
 
-    def __init__(self, width: int = 64, n_blocks: int = 4, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, width: int = 64, n_blocks: int = 4, *, channels: int = 1, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
-        convs = [nn.Conv2d(1, width, 3, padding=0)]
+        convs = [nn.Conv2d(channels, width, 3, padding=0)]
         convs.append(nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect"))
         for _ in range(n_blocks - 1):
             convs.append(nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect"))
             convs.append(nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect"))
         self.convs = nn.ModuleList(convs)
-        self.head = nn.Conv2d(width, 1, 1)
+        self.head = nn.Conv2d(width, channels, 1)
         self._init_weights(generator)
         for conv in [*self.convs, self.head]:
             conv.weight = nn.Parameter(conv.weight.detach().contiguous(memory_format=torch.channels_last))
@@ -55,7 +60,7 @@ class Noise2FastNet(nn.Module):
                     nn.init.uniform_(conv.bias, -bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Denoise a batch ``(N, 1, H, W)``; returns the same shape, values in (0, 1)."""
+        """Denoise a batch ``(N, C, H, W)``; returns the same shape, values in (0, 1)."""
         x = F.pad(x.contiguous(memory_format=torch.channels_last), (1, 1, 1, 1), mode="reflect")
         for conv in self.convs:
             x = F.relu(conv(x))

@@ -21,7 +21,7 @@ import torch
 
 @dataclass(frozen=True)
 class TrainingPair:
-    """One Noise2Fast training pair, each tensor of shape ``(1, 1, h, w)``."""
+    """One Noise2Fast training pair: ``source`` and ``target`` ``(1, C, h, w)``, ``mask`` ``(1, 1, h, w)``."""
 
     source: torch.Tensor
     target: torch.Tensor
@@ -56,10 +56,10 @@ def checkerboard_pairs(image: torch.Tensor, mask: torch.Tensor) -> tuple[Trainin
     Parameters
     ----------
     image : torch.Tensor
-        Normalised image, shape ``(H, W)``. An odd last row or column is left
-        out of the pairs (the network is still applied to the whole image).
+        Normalised image, shape ``(C, H, W)``. An odd last row or column is
+        left out of the pairs (the network is still applied to the whole image).
     mask : torch.Tensor
-        Region weights (0/1) of the same shape.
+        Region weights (0/1), shape ``(H, W)``.
 
     Returns
     -------
@@ -75,7 +75,7 @@ def checkerboard_pairs(image: torch.Tensor, mask: torch.Tensor) -> tuple[Trainin
     mc, md = column_halves(m)
 
     def pair(src: torch.Tensor, tgt: torch.Tensor, msk: torch.Tensor) -> TrainingPair:
-        return TrainingPair(src[None, None], tgt[None, None], msk[None, None])
+        return TrainingPair(src[None], tgt[None], msk[None, None])
 
     return (pair(b, a, ma), pair(a, b, mb), pair(d, c, mc), pair(c, d, md))
 

@@ -28,7 +28,7 @@ class TrainingProgress:
     loss : float
         Masked training loss of this step.
     score : float
-        Validation error: mean of ``(f - D(f))^2`` over the region.
+        Validation error: mean over the region of ``sum_c (f_c - D(f)_c)^2``.
     best_score : float
         Lowest validation error so far.
     """
@@ -46,8 +46,8 @@ class TrainedExpert:
     Attributes
     ----------
     output : torch.Tensor
-        The expert's denoising of the whole image, ``(H, W)``: the mean of the
-        last validation outputs.
+        The expert's denoising of the whole image, ``(C, H, W)``: the mean of
+        the last validation outputs.
     steps : int
         Gradient steps taken.
     best_score : float
@@ -67,7 +67,7 @@ def blind_prediction(net: torch.nn.Module, image: torch.Tensor, fill: torch.Tens
 
     The row-compacted checkerboard halves ``A`` and ``B`` of :func:`row_halves`
     cover every pixel once; the network, applied to one half, predicts the
-    other, as in training. Such a prediction is independent of the pixel's own
+    other, as in training (all channels at once). Such a prediction is independent of the pixel's own
     noise, so ``E[(f - prediction)^2] = σ² + E[(clean - prediction)^2]``
     (J-invariance, Noise2Self, Batson & Royer 2019): its residual measures how
     well an expert explains the signal, not how closely it copies the noise —
@@ -79,9 +79,9 @@ def blind_prediction(net: torch.nn.Module, image: torch.Tensor, fill: torch.Tens
 
     def predict(half: torch.Tensor) -> torch.Tensor:
         # mirrored margins: a zero-padded border reads as structure and biases the edge pixels' residuals
-        padded = torch.nn.functional.pad(half[None, None], (margin,) * 4, mode="reflect")
-        out: torch.Tensor = net(padded)[0, 0]
-        return out[margin : out.shape[-2] - margin, margin : out.shape[-1] - margin]
+        padded = torch.nn.functional.pad(half[None], (margin,) * 4, mode="reflect")
+        out: torch.Tensor = net(padded)[0]
+        return out[..., margin : out.shape[-2] - margin, margin : out.shape[-1] - margin]
 
     with torch.no_grad():
         pred_a, pred_b = predict(b), predict(a)
@@ -93,7 +93,7 @@ BLIND_MARGIN = 8
 
 
 def masked_loss(prediction: torch.Tensor, pair: TrainingPair) -> torch.Tensor:
-    """Masked squared error of eq. (12), divided by the mask's size.
+    """Masked squared error of eq. (12), summed over channels, divided by the mask's size.
 
     Pixels where the mask is 0 contribute neither to the value nor to the
     gradient. The division only rescales the loss, which Adam is invariant to.
@@ -104,11 +104,12 @@ def masked_loss(prediction: torch.Tensor, pair: TrainingPair) -> torch.Tensor:
 def has_collapsed(output: torch.Tensor, region: torch.Tensor, min_pixels: int = 10) -> bool:
     """Tell whether the output collapsed to a constant in the region (Noise2Fast check).
 
-    Crops a one-pixel border and counts the region pixels whose output lies
-    above the region's mean output; fewer than ``min_pixels`` means collapse.
-    (The reference code indexes the rows twice and never crops the columns.)
+    Crops a one-pixel border and counts the region pixels whose output (summed
+    over channels) lies above the region's mean; fewer than ``min_pixels``
+    means collapse. (The reference code indexes the rows twice and never crops
+    the columns.)
     """
-    inner_out = output[1:-1, 1:-1]
+    inner_out = output.sum(dim=0)[1:-1, 1:-1]
     inner_region = region[1:-1, 1:-1]
     values = inner_out[inner_region]
     if values.numel() < min_pixels:
@@ -154,7 +155,7 @@ def _run(
 ) -> Generator[TrainingProgress, None, tuple[torch.Tensor, int, float]]:
     """Adam steps on random pairs with early stopping; returns (mean output, steps, best)."""
     optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
-    full = image[None, None]
+    full = image[None]
     weight = region.to(image.dtype)
     region_size = weight.sum().clamp_min(1)
     outputs: deque[torch.Tensor] = deque(maxlen=config.average_last)
@@ -162,9 +163,9 @@ def _run(
 
     def validate() -> float:
         with torch.no_grad():
-            output = net(full)[0, 0]
+            output = net(full)[0]
         outputs.append(output)
-        return float((((image - output) ** 2) * weight).sum() / region_size)
+        return float((((image - output) ** 2).sum(dim=0) * weight).sum() / region_size)
 
     while step < config.max_steps and since_best < config.patience:
         pair = sampler()
@@ -208,7 +209,7 @@ def train_expert(
     net : Noise2FastNet
         Network to train, already on the image's device.
     image : torch.Tensor
-        Normalised image, ``(H, W)``.
+        Normalised image, ``(C, H, W)``.
     region : torch.Tensor
         Boolean mask of the expert's region, ``(H, W)``; must not be empty.
     config : DenoiserConfig
