@@ -90,7 +90,7 @@ def widget_part(runs: int, size: int) -> dict[str, Any]:
     _, widget = viewer.window.add_plugin_dock_widget("napari-self2seg", "Self2Seg")
     sample = two_textures(size)
     image = viewer.add_image(sample.image, name="textures")
-    rects, kwargs, _ = box_layer_data([sample.fg_box], [sample.bg_box])
+    rects, kwargs, _ = box_layer_data({1: [sample.fg_box], 0: [sample.bg_box]})
     viewer.add_shapes(rects, **kwargs)
     widget.params.device.value = "cpu"
 

@@ -4,7 +4,7 @@ Usage::
 
     xvfb-run -a .venv/bin/python docs/make_screenshots.py
 
-Writes ``docs/images/{boxes,mid_run,finished,tuned,layers,lambda_warning}.png``.
+Writes ``docs/images/{boxes,mid_run,finished,tuned,layers,lambda_warning,three_classes,rgb}.png``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from skimage import io
 from napari_self2seg._widget.layers import mask_name
 from napari_self2seg.core import Phase
 from napari_self2seg.datasets import two_textures
+from napari_self2seg.sample_data import colour_sample, three_textures_sample
 
 OUT = Path(__file__).parent / "images"
 
@@ -52,8 +53,8 @@ def main() -> None:
     viewer.add_image(sample.image, name="two textures", colormap="gray")
     _, widget = viewer.window.add_plugin_dock_widget("napari-self2seg", "Self2Seg")
     boxes = widget.create_box_layer()
-    for region, (y0, x0, y1, x1) in (("foreground", sample.fg_box), ("background", sample.bg_box)):
-        widget.set_region(region)
+    for index, (y0, x0, y1, x1) in ((1, sample.fg_box), (0, sample.bg_box)):
+        widget.set_class(index)
         boxes.add_rectangles(np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float))
     viewer.reset_view()  # the widget's defaults: experts and λ chosen by the run
     shot(viewer, "boxes.png")
@@ -77,6 +78,25 @@ def main() -> None:
     widget.params.lam.value = 5.0  # far too large: the whole image would become one region
     wait(lambda: widget.reseg_worker is None)
     shot(viewer, "lambda_warning.png")
+    viewer.close()
+    for name, sample_layers in (("three_classes.png", three_textures_sample()), ("rgb.png", colour_sample())):
+        run_sample(name, sample_layers)
+
+
+def run_sample(name: str, layers: list[tuple[object, dict[str, object], str]]) -> None:
+    """Open a bundled sample with its boxes in a fresh window, run the widget's defaults, take a screenshot."""
+    viewer = napari.Viewer(title="napari-self2seg")
+    viewer.window.resize(1400, 850)
+    (image, image_kwargs, _), (rects, box_kwargs, _) = layers
+    layer = viewer.add_image(image, **image_kwargs)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-self2seg", "Self2Seg")
+    widget.image_layer.value = layer
+    widget.boxes_layer.value = viewer.add_shapes(rects, **box_kwargs)
+    widget.start()
+    assert widget.worker is not None, widget.status.value
+    wait(lambda: widget.worker is None)
+    viewer.reset_view()
+    shot(viewer, name)
     viewer.close()
 
 

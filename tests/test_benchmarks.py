@@ -43,3 +43,19 @@ def test_robustness_suite_smoke_run_reports_every_column(tmp_path: Path) -> None
     (row,) = json.loads(out.read_text())
     assert {"self2seg", "otsu", "tv_otsu", "chan_vese", "flooded", "vanished", "degenerate"} <= set(row)
     assert row["self2seg"] > 0.9 and not row["degenerate"]  # a bright disk on a dark background
+
+
+@pytest.mark.slow
+def test_classes_channels_benchmark_smoke_run_prints_every_combination() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "classes_channels.py"), "--size", "48", "--steps", "5"]
+    proc = subprocess.run(
+        [*command, "--pd-iter", "20", "--outer", "1", "--classes", "2", "3", "--channels", "1", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "failed" not in line]
+    assert [row.split("|")[1:3] for row in rows[2:]] == [[" 2 ", " 1 "], [" 3 ", " 1 "], [" 2 ", " 3 "]]
+    assert rows[2].split("|")[6].strip() == "1.00"  # ratios are to K = 2, C = 1 of the same run

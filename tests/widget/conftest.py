@@ -56,6 +56,6 @@ def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 def add_textures(viewer: Any, size: int = 48) -> tuple[Any, Any, np.ndarray]:
     sample = two_textures(size)
     image = viewer.add_image(sample.image, name="textures")
-    rects, kwargs, _ = box_layer_data([sample.fg_box], [sample.bg_box])
+    rects, kwargs, _ = box_layer_data({1: [sample.fg_box], 0: [sample.bg_box]})
     boxes = viewer.add_shapes(rects, **kwargs)
     return image, boxes, sample.truth

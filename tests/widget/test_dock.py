@@ -5,10 +5,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from napari.utils.colormaps.standardize_color import transform_color
 from napari.utils.notifications import notification_manager
 
+from napari_self2seg._widget.boxes import CLASS_FEATURE
+from napari_self2seg._widget.dock import NO_CHANNELS
 from napari_self2seg._widget.layers import denoised_name, mask_name
 from napari_self2seg.core import dice
+from napari_self2seg.sample_data import box_layer_data, class_colour, colour_sample, three_textures_sample
 
 from ..conftest import failing_stream
 from .conftest import add_textures
@@ -178,17 +182,18 @@ def test_worker_exception_reaches_a_notification_and_reenables_run(
     ("setup", "match"),
     [
         ("nothing", "No image layer"),
-        ("rgb", "RGB image"),
+        ("class_gap", "box of class 1"),
         ("no_boxes", "No box layer"),
-        ("empty_boxes", "foreground and background box"),
-        ("only_foreground", "background box"),
+        ("empty_boxes", "box of class 0 (background) and class 1 (foreground)"),
+        ("only_foreground", "box of class 0 (background) in"),
         ("outside", "outside"),
     ],
 )
 def test_bad_inputs_give_a_clear_message_and_start_nothing(dock: Any, setup: str, match: str) -> None:
     viewer = dock.viewer
-    if setup == "rgb":
-        viewer.add_image(np.zeros((32, 32, 3), np.uint8), rgb=True)
+    if setup == "class_gap":
+        _image, boxes, _ = add_textures(viewer)
+        boxes.features[CLASS_FEATURE] = [0, 2]  # classes 0 and 2, none of class 1
     elif setup != "nothing":
         _image, boxes, _ = add_textures(viewer)
         if setup == "no_boxes":
@@ -196,11 +201,11 @@ def test_bad_inputs_give_a_clear_message_and_start_nothing(dock: Any, setup: str
         elif setup == "empty_boxes":
             boxes.data = []
         elif setup == "only_foreground":
-            boxes.selected_data = {1}
+            boxes.selected_data = {0}  # the background box (class 0)
             boxes.remove_selected()
         elif setup == "outside":
             boxes.add_rectangles(np.array([[100, 100], [100, 120], [120, 120], [120, 100]]))
-            boxes.features.loc[len(boxes.data) - 1, "region"] = "foreground"
+            boxes.features.loc[len(boxes.data) - 1, CLASS_FEATURE] = 1
     dock.start()
     assert dock.worker is None
     assert match in dock.status.value
@@ -248,17 +253,24 @@ def test_changing_the_image_choice_mid_run_keeps_the_running_input(dock: Any, qt
     assert dock.viewer.layers[MASK_NAME].data.any()
 
 
-def test_new_box_layer_and_region_switch(dock: Any) -> None:
+def test_new_box_layer_and_class_switch(dock: Any) -> None:
     dock.viewer.add_image(np.random.default_rng(0).random((40, 40)), name="img")
     layer = dock.create_box_layer()
     assert layer.name == "Self2Seg boxes" and layer.mode == "add_rectangle"
-    dock.set_region("background")
-    assert layer.feature_defaults["region"][0] == "background"
+    dock.set_class(0)
+    assert layer.feature_defaults[CLASS_FEATURE][0] == 0
     layer.add_rectangles(np.array([[0, 0], [0, 10], [10, 10], [10, 0]]))
-    assert list(layer.features["region"]) == ["background"]
-    dock.set_region("foreground")
+    assert list(layer.features[CLASS_FEATURE]) == [0]
+    dock.set_class(1)
     layer.add_rectangles(np.array([[20, 20], [20, 30], [30, 30], [30, 20]]))
-    assert list(layer.features["region"]) == ["background", "foreground"]
+    dock.add_box_class()  # class 2, offered and chosen
+    assert dock.box_class.value == 2 and len(dock.box_class.choices) == 3
+    layer.add_rectangles(np.array([[32, 32], [32, 38], [38, 38], [38, 32]]))
+    assert list(layer.features[CLASS_FEATURE]) == [0, 1, 2]
+    # the box edge takes the class colour, the same as the class in the output Labels layer
+    np.testing.assert_allclose(layer.edge_color[2], transform_color(class_colour(2))[0])
+    dock.set_class(12)
+    assert "0 to 9" in dock.status.value and dock.box_class.value == 2
 
 
 def test_stack_runs_on_the_shown_plane_only(dock: Any, qtbot: Any) -> None:
@@ -270,8 +282,8 @@ def test_stack_runs_on_the_shown_plane_only(dock: Any, qtbot: Any) -> None:
     viewer.add_image(stack, name="stack")
     layer = dock.create_box_layer()
     viewer.dims.set_current_step(0, 1)
-    for region, (y0, x0, y1, x1) in (("foreground", sample.fg_box), ("background", sample.bg_box)):
-        dock.set_region(region)
+    for index, (y0, x0, y1, x1) in ((1, sample.fg_box), (0, sample.bg_box)):
+        dock.set_class(index)
         layer.add_rectangles(np.array([[1, y0, x0], [1, y0, x1], [1, y1, x1], [1, y1, x0]], dtype=float))
     dock.params.max_outer_iter.value = 1
     dock.start()
@@ -313,8 +325,76 @@ def test_boxes_on_another_plane_are_reported(dock: Any) -> None:
     viewer.add_image(np.random.default_rng(0).random((3, 40, 40)), name="stack")
     layer = dock.create_box_layer()
     viewer.dims.set_current_step(0, 2)
-    dock.set_region("foreground")
+    dock.set_class(1)
     layer.add_rectangles(np.array([[0, 5, 5], [0, 5, 15], [0, 15, 15], [0, 15, 5]], dtype=float))
     dock.start()
     assert dock.worker is None
     assert "on other planes" in dock.status.value
+
+
+def test_a_three_class_job_writes_class_indices(dock: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from napari_self2seg.core import preset
+    from napari_self2seg.datasets import three_textures
+
+    # the package's own defaults (the fixture's tiny denoisers are too weak for three textures)
+    default = dataclasses.replace(preset("fast"), max_outer_iter=2)
+    monkeypatch.setattr(type(dock.params), "to_config", lambda _self: default)
+
+    (image, image_kwargs, _), (rects, box_kwargs, _) = three_textures_sample()
+    dock.viewer.add_image(image, **image_kwargs)
+    boxes = dock.viewer.add_shapes(rects, **box_kwargs)
+    dock.boxes_layer.value = boxes
+    dock.params.lam_auto.value = True
+    dock.start()
+    assert dock.worker is not None, dock.status.value
+    wait_idle(qtbot, dock, timeout=120_000)
+    labels = dock.viewer.layers[mask_name(image_kwargs["name"])]
+    assert labels.data.dtype == np.uint8 and set(np.unique(labels.data)) == {0, 1, 2}, dock.status.value
+    truth = three_textures(128).labels
+    assert min(dice(labels.data == k, truth == k) for k in range(3)) > 0.8
+    # the Labels layer shows each class in its boxes' colour
+    np.testing.assert_allclose(labels.colormap.map(2)[:3], transform_color(class_colour(2))[0][:3], atol=1e-6)
+    assert "Classes: 0:" in dock.status.value
+    assert dock.run_result is not None and dock.run_result.classes == 3
+
+
+def test_an_rgb_job_segments_by_colour(dock: Any, qtbot: Any) -> None:
+    (image, image_kwargs, _), (rects, box_kwargs, _) = colour_sample()
+    layer = dock.viewer.add_image(image, **image_kwargs)
+    assert layer.rgb
+    boxes = dock.viewer.add_shapes(rects, **box_kwargs)
+    dock.boxes_layer.value = boxes
+    dock.image_layer.value = layer
+    dock.start()
+    assert dock.worker is not None, dock.status.value
+    wait_idle(qtbot, dock, timeout=120_000)
+    labels = dock.viewer.layers[mask_name(image_kwargs["name"])].data
+    denoised = dock.viewer.layers[denoised_name(image_kwargs["name"])]
+    assert labels.shape == image.shape[:2] and denoised.rgb and denoised.data.shape == image.shape
+    from napari_self2seg.datasets import hue_pair
+
+    assert dice(labels == 1, hue_pair(128).labels == 1) > 0.9
+    np.testing.assert_array_equal(layer.data, image)  # the input layer is untouched
+
+
+def test_a_short_first_axis_can_be_read_as_channels(dock: Any, qtbot: Any) -> None:
+    from napari_self2seg.datasets import hue_pair
+
+    sample = hue_pair(48)
+    layer = dock.viewer.add_image(np.moveaxis(sample.image, -1, 0), name="dyes")
+    dock.image_layer.value = layer
+    assert not dock.channels.native.isHidden()  # 3 planes or 3 channels? the user says
+    dock.channels.value = "axis 0 holds channels"
+    rects, kwargs, _ = box_layer_data(sample.boxes)
+    dock.boxes_layer.value = dock.viewer.add_shapes(rects, **kwargs)
+    dock.params.max_outer_iter.value = 1
+    dock.start()
+    assert dock.worker is not None, dock.status.value
+    wait_idle(qtbot, dock, timeout=60_000)
+    labels = dock.viewer.layers[mask_name("dyes")].data
+    assert labels.shape == (48, 48) and dice(labels == 1, sample.labels == 1) > 0.9
+    assert dock.viewer.layers[denoised_name("dyes")].data.shape == (3, 48, 48)
+    dock.image_layer.value = dock.viewer.add_image(np.zeros((40, 32, 32)), name="a long stack")
+    assert dock.channels.native.isHidden() and dock.channels.value == NO_CHANNELS  # 40 planes: not channels

@@ -180,7 +180,7 @@ def test_closing_the_viewer_mid_run_is_not_reported_as_deleting_layers(dock: Any
 def test_threshold_init_says_the_boxes_are_not_used(dock: Any, qtbot: Any) -> None:
     add_textures(dock.viewer)
     dock.params.init.value = "threshold"
-    dock.params.experts.value = 1  # the two-class shorthand: a constant background
+    dock.params.background_expert.value = "constant"
     dock.params.max_outer_iter.value = 1
     dock.start()
     qtbot.waitUntil(lambda: any("are not used" in m for m in messages()), timeout=5_000)

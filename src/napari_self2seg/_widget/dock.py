@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, Container, Label, ProgressBar, PushButton, Widget, create_widget
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, Widget, create_widget
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy import compat
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
@@ -23,15 +23,14 @@ from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
 from ..core.config import AUTO
 from ..core.solver import single_class
-from ..sample_data import BOX_LAYER_NAME, REGION_COLOURS
-from .boxes import REGIONS, BoxPrompts, collect_boxes
-from .layers import OutputLayers, run_metadata
+from ..sample_data import BOX_LAYER_NAME, MAX_WIDGET_CLASS, class_colour
+from .boxes import CLASS_FEATURE, BoxPrompts, Geometry, class_of, collect_boxes, plane_index, to_image_pixels
+from .layers import Layout, OutputLayers, run_metadata
 from .params import ParameterForm, shows_lam
 from .plot import energy_plot, loss_plot
 from .worker import Self2SegRunError, friendly_message, start_resegment_worker, start_worker
 
 if TYPE_CHECKING:
-    from magicgui.widgets import ComboBox
     from napari.qt.threading import FunctionWorker, GeneratorWorker
 
 logger = logging.getLogger(__name__)
@@ -48,6 +47,24 @@ def wait_for_threads() -> None:
     pool = QThreadPool.globalInstance()
     if pool is not None:
         pool.waitForDone(STOP_TIMEOUT_MS)
+
+
+NO_CHANNELS = "none (grey, or planes of a stack)"
+FIRST_AXIS_CHANNELS = "axis 0 holds channels"
+MAX_CHANNELS = 16
+
+
+def class_label(index: int, classes: int) -> str:
+    """How the widget names a class: 0 background; with two classes, 1 foreground."""
+    if index == 0:
+        return "class 0 (background)"
+    return "class 1 (foreground)" if index == 1 and classes <= 2 else f"class {index}"
+
+
+def class_choices(classes: int) -> list[tuple[str, int]]:
+    """ComboBox choices for classes 0 … classes - 1."""
+    names = {0: "background", 1: "foreground" if classes <= 2 else "object"}
+    return [(f"{k} · {names.get(k, 'object')}", k) for k in range(classes)]
 
 
 class InputError(ValueError):
@@ -119,9 +136,21 @@ class Self2SegWidget(Container[Widget]):
         self.viewer = viewer
         self.image_layer = cast("ComboBox", create_widget(annotation=napari.layers.Image, label="image"))
         self.boxes_layer = cast("ComboBox", create_widget(annotation=napari.layers.Shapes, label="boxes"))
+        self.channels = ComboBox(
+            label="channels", choices=[NO_CHANNELS, FIRST_AXIS_CHANNELS], value=NO_CHANNELS, visible=False
+        )
+        self.channels.tooltip = (
+            "This image has a short first axis: is it channels (e.g. two dyes) or planes of a stack? "
+            "Channels are segmented together, planes one at a time."
+        )
         self.new_boxes = PushButton(text="New box layer")
-        self.fg_button = PushButton(text="Foreground box (F)")
-        self.bg_button = PushButton(text="Background box (B)")
+        self.box_class = ComboBox(label="box class", choices=class_choices(2), value=1)
+        self.box_class.tooltip = (
+            "Class of the next rectangle: 0 is the background, 1, 2, … are the objects. Keys 0–9 (or B/F for 0/1) "
+            "choose it while the box layer is selected."
+        )
+        self.add_class = PushButton(text="Add class")
+        self.add_class.tooltip = "Add one more class (up to 9) and draw its boxes next."
         self.params = ParameterForm()
         self.run_button = PushButton(text="Run")
         self.undo_lam = PushButton(text="Back to the run's λ", enabled=False)
@@ -131,14 +160,15 @@ class Self2SegWidget(Container[Widget]):
             "Show the denoised image layer (between your image and the mask). Off: your image stays visible."
         )
         self.progress = ProgressBar(value=0, min=0, max=100, label="progress")
-        self.status = Label(value="Draw a foreground and a background box, then press Run.")
-        self.region = "foreground"
+        self.status = Label(value="Draw a box in the background (class 0) and in each object class, then press Run.")
+        self.box_class_index = 1
         super().__init__(
             widgets=[
                 self.image_layer,
+                self.channels,
                 self.boxes_layer,
                 self.new_boxes,
-                Container(widgets=[self.fg_button, self.bg_button], layout="horizontal", labels=False),
+                Container(widgets=[self.box_class, self.add_class], layout="horizontal"),
                 self.params,
                 self.run_button,
                 Container(widgets=[self.undo_lam, self.show_denoised], layout="horizontal", labels=False),
@@ -170,14 +200,15 @@ class Self2SegWidget(Container[Widget]):
         self._watching_close = False
 
         self.new_boxes.changed.connect(self.create_box_layer)
-        self.fg_button.changed.connect(lambda: self.set_region("foreground"))
-        self.bg_button.changed.connect(lambda: self.set_region("background"))
+        self.box_class.changed.connect(lambda value: self.set_class(int(value)))
+        self.add_class.changed.connect(self.add_box_class)
         self.run_button.changed.connect(self.toggle_run)
         self.undo_lam.changed.connect(self.back_to_run_lambda)
         self.show_denoised.changed.connect(self.outputs.set_denoised_visible)
         self.params.lam.changed.connect(self._on_live_parameter)
         self.params.mu.changed.connect(self._on_live_parameter)
         self.image_layer.changed.connect(self._on_image_choice)
+        self.image_layer.changed.connect(self._offer_channels)
         viewer.layers.events.inserted.connect(self.reset_choices)
         viewer.layers.events.removed.connect(self.reset_choices)
         viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -194,47 +225,90 @@ class Self2SegWidget(Container[Widget]):
             name=BOX_LAYER_NAME,
             face_color="transparent",
             edge_width=2,
-            features={"region": np.array([], dtype=object)},
+            features={CLASS_FEATURE: np.array([], dtype=int)},
             **geometry,
         )
-        layer.bind_key("f", lambda _layer: self.set_region("foreground"), overwrite=True)
-        layer.bind_key("b", lambda _layer: self.set_region("background"), overwrite=True)
+        self._bind_class_keys(layer)
         self.boxes_layer.value = layer
-        self.set_region("foreground")
+        self.set_class(self.box_class_index)
         self.viewer.layers.selection.active = layer
         layer.mode = "add_rectangle"
         return layer
 
-    def set_region(self, region: str) -> None:
-        """Make the next rectangle drawn a foreground or background box."""
-        self.region = region
+    def _bind_class_keys(self, layer: napari.layers.Shapes) -> None:
+        """Keys 0–9 choose the class of the next rectangle; B and F are 0 and 1."""
+        for key, index in (("b", 0), ("f", 1), *((str(k), k) for k in range(MAX_WIDGET_CLASS + 1))):
+            layer.bind_key(key, lambda _layer, index=index: self.set_class(index), overwrite=True)
+
+    def add_box_class(self) -> None:
+        """Offer one more class and make it the class of the next rectangle."""
+        top = max(len(self.box_class.choices), 2)
+        if top > MAX_WIDGET_CLASS:
+            self.status.value = f"The widget offers classes 0 to {MAX_WIDGET_CLASS}; scripts can use up to 255."
+            return
+        self.set_class(top)
+
+    def set_class(self, index: int) -> None:
+        """Make the next rectangle drawn a box of class ``index`` (0 = background)."""
+        if not 0 <= index <= MAX_WIDGET_CLASS:
+            self.status.value = f"Box classes in the widget go from 0 to {MAX_WIDGET_CLASS}."
+            return
+        self.box_class_index = index
+        if len(self.box_class.choices) <= index:
+            self.box_class.choices = class_choices(index + 1)
+        if self.box_class.value != index:
+            self.box_class.value = index
         layer = self.boxes_layer.value
         if layer is not None:
-            layer.feature_defaults["region"] = region
-            layer.current_edge_color = REGION_COLOURS[region]
-        bold = "font-weight: bold; border: 2px solid {}"
-        self.fg_button.native.setStyleSheet(bold.format(REGION_COLOURS["foreground"]) if region == "foreground" else "")
-        self.bg_button.native.setStyleSheet(bold.format(REGION_COLOURS["background"]) if region == "background" else "")
-        self.status.value = f"Next rectangle: {region} box."
+            if CLASS_FEATURE not in layer.features:
+                layer.features = self._layer_classes(layer)  # a layer drawn by hand or before classes
+            layer.feature_defaults[CLASS_FEATURE] = index
+            layer.current_edge_color = class_colour(index)
+        self.box_class.native.setStyleSheet(f"font-weight: bold; border: 2px solid {class_colour(index)}")
+        self.status.value = f"Next rectangle: a box of {class_label(index, len(self.box_class.choices))}."
 
-    def _plane(self, image: napari.layers.Image) -> tuple[int, ...]:
-        """Index of the plane shown now, in the leading axes of the image."""
-        if image.ndim <= 2:
+    def _layer_classes(self, layer: napari.layers.Shapes) -> dict[str, list[int | None]]:
+        """Class index of every shape of a box layer, as features (legacy ``region`` names understood)."""
+        return {CLASS_FEATURE: self._shape_classes(layer)}
+
+    @staticmethod
+    def _shape_classes(layer: napari.layers.Shapes) -> list[int | None]:
+        """Class per shape: the ``class`` feature, else a legacy ``region``; shapes with neither are objects (1)."""
+        features = layer.features
+        column = CLASS_FEATURE if CLASS_FEATURE in features else "region" if "region" in features else None
+        stored = [class_of(v) for v in features[column]] if column is not None else []
+        return (stored + [1] * len(layer.data))[: len(layer.data)]
+
+    def _offer_channels(self) -> None:
+        """Show the channel picker for a non-RGB image with a short first axis (channels or a stack?)."""
+        image = self.image_layer.value
+        offer = image is not None and not image.rgb and image.ndim == 3 and image.data.shape[0] <= MAX_CHANNELS
+        self.channels.visible = bool(offer)
+        if not offer:
+            self.channels.value = NO_CHANNELS
+
+    def _channel_layout(self, image: napari.layers.Image) -> Layout:
+        """Where the chosen image keeps its channels."""
+        if image.rgb:
+            return Layout(channel_axis=-1, rgb=True)
+        if image.ndim == 3 and self.channels.value == FIRST_AXIS_CHANNELS:
+            return Layout(channel_axis=0)
+        return Layout()
+
+    def _plane(self, image: napari.layers.Image, layout: Layout) -> tuple[int, ...]:
+        """Index of the plane shown now, in the leading axes of the image (none for a multichannel image)."""
+        if image.ndim <= 2 or layout.channel_axis is not None:
             return ()
         position = image.world_to_data(self.viewer.dims.point[-image.ndim :])
-        leading = np.round(np.asarray(position)[:-2]).astype(int)
-        limits = np.asarray(image.data.shape[:-2]) - 1
-        return tuple(int(v) for v in np.clip(leading, 0, limits))
+        return plane_index(position, image.data.shape[:-2])
 
     def _boxes(self, layer: napari.layers.Shapes, image: napari.layers.Image, plane: tuple[int, ...]) -> BoxPrompts:
-        """Rectangles of the box layer in the image's pixel coordinates."""
+        """Rectangles of the box layer in the image's pixel coordinates, by class."""
         n = min(layer.ndim, image.ndim)
-        scale_s, trans_s = np.asarray(layer.scale)[-n:], np.asarray(layer.translate)[-n:]
-        scale_i, trans_i = np.asarray(image.scale)[-n:], np.asarray(image.translate)[-n:]
-        vertices = [((np.asarray(v)[:, -n:] * scale_s + trans_s) - trans_i) / scale_i for v in layer.data]
-        stored = [str(r) for r in layer.features["region"]] if "region" in layer.features else []
-        regions = (stored + ["foreground"] * len(vertices))[: len(vertices)]  # shapes without a region: foreground
-        return collect_boxes(vertices, list(layer.shape_type), regions, plane[-(n - 2) :] if n > 2 else ())
+        shapes, picture = Geometry(layer.scale, layer.translate), Geometry(image.scale, image.translate)
+        vertices = to_image_pixels(layer.data, shapes, picture, n)
+        leading = plane[-(n - 2) :] if n > 2 and plane else ()
+        return collect_boxes(vertices, list(layer.shape_type), self._shape_classes(layer), leading)
 
     # ---------------------------------------------------------------- run / stop
     def toggle_run(self) -> None:
@@ -249,39 +323,38 @@ class Self2SegWidget(Container[Widget]):
         image = self.image_layer.value
         if image is None:
             raise InputError("No image layer: open an image (File ▸ Open, or File ▸ Open Sample ▸ Self2Seg) first.")
-        if image.rgb:
-            raise InputError(
-                f"'{image.name}' is an RGB image, which is not supported yet: split its channels "
-                "(right-click the layer ▸ Split RGB) and pick one."
-            )
         config = self.params.to_config()
-        plane = self._plane(image)
+        layout = self._channel_layout(image)
+        plane = self._plane(image, layout)
         data = np.array(np.asarray(image.data[plane]), copy=True)  # a copy: the layer is never modified
-        fg: tuple[tuple[int, int, int, int], ...] = ()
-        bg: tuple[tuple[int, int, int, int], ...] = ()
+        if layout.rgb and data.shape[-1] == 4:
+            data = data[..., :3]  # the alpha channel is transparency, not signal
+        boxes: dict[int, tuple[tuple[int, int, int, int], ...]] = {}
         if config.init == "boxes":
             layer = self.boxes_layer.value
             if layer is None:
-                raise InputError("No box layer: press 'New box layer' and draw a foreground and a background box.")
+                raise InputError(
+                    "No box layer: press 'New box layer' and draw a box in the background (class 0) and one in "
+                    "each object class (1, 2, …)."
+                )
             prompts = self._boxes(layer, image, plane)
             if prompts.ignored_shapes:
                 show_warning(
                     f"{prompts.ignored_shapes} shape(s) in '{layer.name}' are not rectangles; they are ignored."
                 )
-            if not prompts.foreground or not prompts.background:
-                missing = " and ".join(
-                    r for r, b in zip(REGIONS, (prompts.foreground, prompts.background), strict=True) if not b
-                )
+            if prompts.missing:
+                classes = max(max(prompts.boxes, default=0), 1) + 1
+                missing = " and ".join(class_label(k, classes) for k in prompts.missing)
                 where = " on this plane" if plane else ""
                 if prompts.other_planes:
                     where += f" ({prompts.other_planes} rectangle(s) lie on other planes)"
                 raise InputError(
-                    f"Draw at least one {missing} box{where} in '{layer.name}' "
-                    "(use the Foreground/Background buttons or the F/B keys), or choose another initialisation."
+                    f"Draw at least one box of {missing}{where} in '{layer.name}' (choose the box class, or press "
+                    "0–9 / B / F on the box layer), or choose another initialisation."
                 )
             if prompts.other_planes:
                 show_info(f"{prompts.other_planes} rectangle(s) on other planes are not used for this plane.")
-            fg, bg = prompts.foreground, prompts.background
+            boxes = prompts.boxes
         else:
             layer = self.boxes_layer.value
             if layer is not None and len(layer.data):
@@ -295,8 +368,8 @@ class Self2SegWidget(Container[Widget]):
             "data": data,
             "plane": plane,
             "config": config,
-            "fg": fg,
-            "bg": bg,
+            "layout": layout,
+            "class_boxes": boxes,
             "boxes": self.boxes_layer.value,
             "seed": int(self.params.seed.value),
             "device": str(self.params.device.value),
@@ -311,7 +384,8 @@ class Self2SegWidget(Container[Widget]):
             stream = iterate(
                 job["data"],
                 job["config"],
-                boxes={1: job["fg"], 0: job["bg"]} if job["config"].init == "boxes" else None,
+                boxes=job["class_boxes"] or None,
+                channel_axis=job["layout"].channel_axis,
                 seed=job["seed"],
                 device=job["device"],
                 keep_problem=True,  # λ changes re-solve the run's convex problem
@@ -322,7 +396,7 @@ class Self2SegWidget(Container[Widget]):
         job["started"] = time.perf_counter()
         job["first_mask_s"] = None
         job["mask_step"] = 0
-        job["backup"] = self.outputs.backup(job["image"], job["plane"])
+        job["backup"] = self.outputs.backup(job["image"], job["plane"], job["layout"])
         job["losses"] = 0
         job["previous"] = (self.run_result, self.result, self._result_job)  # put back if this run fails
         self._watch_window_close()
@@ -415,7 +489,7 @@ class Self2SegWidget(Container[Widget]):
         job["last_denoised"] = state.denoised
         if mask is not None or denoised is not None:
             meta = self._metadata(job["config"], state.energies, job["device"], job["seed"])
-            self.outputs.write(image, job["plane"], meta, mask=mask, denoised=denoised)
+            self.outputs.write(image, job["plane"], meta, mask=mask, denoised=denoised, layout=job["layout"])
         if state.loss is not None and state.phase in (Phase.INIT, Phase.TRAIN):
             name, colour = loss_series(state)
             job["losses"] += 1
@@ -440,22 +514,29 @@ class Self2SegWidget(Container[Widget]):
         if job["mask_step"] == 0:
             # no segmentation of this run kept two regions: nothing to show, the previous outputs come back
             # (λ changes re-solve this run's stored state, which is the way out)
-            self.outputs.restore(job["image"], job["plane"], job["backup"])
+            self.outputs.restore(job["image"], job["plane"], job["backup"], job["layout"])
             self.result = job["previous"][1]
         else:
             meta = self._metadata(result.config, result.energies, result.device, job["seed"])
-            self.outputs.write(job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised)
+            self.outputs.write(
+                job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised, layout=job["layout"]
+            )
         if result.degenerate:
             if job["mask_step"] == 0:
+                collapse = (
+                    "made the whole image one region (or gave one region the other's boxes)"
+                    if result.classes == 2
+                    else "made a class vanish (or gave most of its boxes to other classes)"
+                )
                 message = (
-                    f"The first segmentation made the whole image one region (or gave one region the other's "
-                    f"boxes) with λ = {result.lam:g}, so "
+                    f"The first segmentation {collapse} with λ = {result.lam:g}, so "
                     "this run has no mask to show (the previous results are unchanged). Lower λ now: it "
                     "re-segments in milliseconds, without retraining. Or draw larger boxes and run again."
                 )
             else:
+                ended = "in one region" if result.classes == 2 else "with a collapsed class"
                 message = (
-                    f"The run ended in one region: {result.stop_reason}. The mask of step {job['mask_step']} is "
+                    f"The run ended {ended}: {result.stop_reason}. The mask of step {job['mask_step']} is "
                     "shown. Lower λ now to re-segment in milliseconds, without retraining."
                 )
             self._set_progress(self.progress.value / 100, "stopped: one region")
@@ -467,6 +548,9 @@ class Self2SegWidget(Container[Widget]):
             if job["config"].experts[0] == AUTO:
                 background = "its mean brightness" if result.config.experts[0] == "constant" else "a denoiser"
                 chosen += f"The background is modelled by {background} (chosen from the boxes). "
+            if result.classes > 2:
+                shares = np.bincount(result.labels.ravel(), minlength=result.classes) / result.labels.size
+                chosen += "Classes: " + ", ".join(f"{k}: {100 * f:.0f} %" for k, f in enumerate(shares)) + ". "
             self.status.value = (
                 f"Done in {elapsed:.1f} s after {steps} ({result.stop_reason}). {chosen}"
                 "Move λ to re-segment without retraining; tick 'show denoised image' to see the denoising."
@@ -486,7 +570,9 @@ class Self2SegWidget(Container[Widget]):
             )
         job = self._job
         if self.worker is not None and job.get("image") in self.viewer.layers:
-            self.outputs.restore(job["image"], job["plane"], job["backup"])  # a failed run replaces nothing
+            self.outputs.restore(
+                job["image"], job["plane"], job["backup"], job["layout"]
+            )  # a failed run replaces nothing
             self.run_result, self.result, self._result_job = job["previous"]
             message += " The previous mask and denoised image are kept."
             self._set_progress(self.progress.value / 100, "failed")
@@ -505,7 +591,7 @@ class Self2SegWidget(Container[Widget]):
                 "press Run again to tune λ live (λ changes need a finished run)."
             )
         else:
-            self.outputs.restore(job["image"], job["plane"], job["backup"])
+            self.outputs.restore(job["image"], job["plane"], job["backup"], job["layout"])
             self.status.value = (
                 f"{reason} No mask was complete yet, so nothing from this run is kept; the previous results "
                 "are unchanged."
@@ -550,7 +636,9 @@ class Self2SegWidget(Container[Widget]):
     def _show(self, result: SegmentationResult) -> None:
         job = self._result_job
         meta = self._metadata(result.config, result.energies, result.device, job["seed"])
-        self.outputs.write(job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised)
+        self.outputs.write(
+            job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised, layout=job["layout"]
+        )
         self.result = result
 
     def _start_resegment(self) -> None:

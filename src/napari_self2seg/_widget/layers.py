@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..sample_data import MAX_WIDGET_CLASS, class_colour
+
 if TYPE_CHECKING:
     import napari
 
@@ -22,6 +24,45 @@ def mask_name(source: str) -> str:
 def denoised_name(source: str) -> str:
     """Name of the denoised layer made from the image layer called ``source``."""
     return f"{source} denoised (Self2Seg)"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a source layer keeps its channels, and so the shapes of its output layers.
+
+    Attributes
+    ----------
+    channel_axis : int or None
+        Axis of the channels in the layer's data (-1 for an RGB layer); None for grey.
+        A multichannel image is one 2-D plane: no stack axes besides the channels.
+    rgb : bool
+        Whether the source is an RGB(A) layer (its denoised layer is RGB too).
+    """
+
+    channel_axis: int | None = None
+    rgb: bool = False
+
+    def labels_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the Labels layer for a source of ``shape``: the channel axis left out."""
+        if self.channel_axis is None:
+            return shape
+        return tuple(n for i, n in enumerate(shape) if i != self.channel_axis % len(shape))
+
+    def denoised_index(self, plane: tuple[int, ...]) -> tuple[Any, ...]:
+        """Where one run's denoised image goes in the denoised layer: one plane, or everything with channels."""
+        return (*plane, slice(None), slice(None)) if self.channel_axis is None else (Ellipsis,)
+
+
+GREY = Layout()
+
+
+def labels_colormap() -> Any:
+    """Return the Labels colormap of the class colours: class 0 transparent, class k its boxes' colour."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colours: dict[int | None, str] = {None: "transparent", 0: "transparent"}
+    colours.update({k: class_colour(k) for k in range(1, MAX_WIDGET_CLASS + 1)})
+    return DirectLabelColormap(color_dict=colours)
 
 
 @dataclass
@@ -41,7 +82,7 @@ class _Pair:
 
 
 class OutputLayers:
-    """The mask (Labels) and denoised (Image) layers of every source image in one viewer.
+    """The class labels (Labels) and denoised (Image) layers of every source image in one viewer.
 
     Each source image gets its own pair, named after it (``"<image> mask
     (Self2Seg)"``), with the source's full shape, scale and translate; for a
@@ -83,23 +124,33 @@ class OutputLayers:
             if self._alive(pair.denoised) and pair.denoised is not None:
                 pair.denoised.visible = visible
 
-    def _ensure(self, source: napari.layers.Image) -> _Pair:
+    def _ensure(self, source: napari.layers.Image, layout: Layout) -> _Pair:
         pair = self._pair(source)
         full = tuple(source.data.shape)
         geometry = {"scale": source.scale, "translate": source.translate}
         if not self._alive(pair.denoised) or pair.denoised is None or tuple(pair.denoised.data.shape) != full:
+            look = {"rgb": True} if layout.rgb else {"colormap": "gray"}
             pair.denoised = self.viewer.add_image(
                 np.full(full, np.nan, dtype=np.float32),
                 name=denoised_name(source.name),
-                colormap="gray",
                 visible=self.show_denoised,
+                **look,
                 **geometry,
             )
             pair.contrast_set = False
             self._place_above(source, pair.denoised)
-        if not self._alive(pair.mask) or pair.mask is None or tuple(pair.mask.data.shape) != full:
-            zeros = np.zeros(full, dtype=np.uint8)
-            pair.mask = self.viewer.add_labels(zeros, name=mask_name(source.name), opacity=0.5, **geometry)
+        labels_shape = layout.labels_shape(full)
+        if not self._alive(pair.mask) or pair.mask is None or tuple(pair.mask.data.shape) != labels_shape:
+            # a non-RGB multichannel layer has the channel axis in its scale too; the labels do not
+            spatial = len(labels_shape)
+            labels_geometry = {k: np.asarray(v)[-spatial:] for k, v in geometry.items()}
+            pair.mask = self.viewer.add_labels(
+                np.zeros(labels_shape, dtype=np.uint8),
+                name=mask_name(source.name),
+                opacity=0.5,
+                colormap=labels_colormap(),
+                **labels_geometry,
+            )
             self._place_above(pair.denoised if self._alive(pair.denoised) else source, pair.mask)
         return pair
 
@@ -112,24 +163,26 @@ class OutputLayers:
             if current > target:
                 layers.move(current, target)
 
-    def backup(self, source: napari.layers.Image, plane: tuple[int, ...]) -> PlaneBackup:
+    def backup(self, source: napari.layers.Image, plane: tuple[int, ...], layout: Layout = GREY) -> PlaneBackup:
         """Copy what the output layers of ``source`` hold on ``plane`` now."""
-        index = (*plane, slice(None), slice(None))
+        index, denoised_index = (*plane, slice(None), slice(None)), layout.denoised_index(plane)
         mask, denoised = self.mask_layer(source), self.denoised_layer(source)
         return PlaneBackup(
             mask=np.array(mask.data[index], copy=True) if mask is not None else None,
-            denoised=np.array(denoised.data[index], copy=True) if denoised is not None else None,
+            denoised=np.array(denoised.data[denoised_index], copy=True) if denoised is not None else None,
         )
 
-    def restore(self, source: napari.layers.Image, plane: tuple[int, ...], backup: PlaneBackup) -> None:
+    def restore(
+        self, source: napari.layers.Image, plane: tuple[int, ...], backup: PlaneBackup, layout: Layout = GREY
+    ) -> None:
         """Put a :meth:`backup` back: both layers return to their state before the run, or neither changes."""
-        index = (*plane, slice(None), slice(None))
+        index, denoised_index = (*plane, slice(None), slice(None)), layout.denoised_index(plane)
         mask, denoised = self.mask_layer(source), self.denoised_layer(source)
         if mask is not None:
             mask.data[index] = backup.mask if backup.mask is not None else 0
             mask.refresh()
         if denoised is not None:
-            denoised.data[index] = backup.denoised if backup.denoised is not None else np.nan
+            denoised.data[denoised_index] = backup.denoised if backup.denoised is not None else np.nan
             denoised.refresh()
 
     def write(
@@ -140,16 +193,17 @@ class OutputLayers:
         *,
         mask: np.ndarray | None = None,
         denoised: np.ndarray | None = None,
+        layout: Layout = GREY,
     ) -> None:
-        """Write a mask and/or a denoised image into one plane of ``source``'s output layers."""
-        pair = self._ensure(source)
+        """Write class labels and/or a denoised image into one plane of ``source``'s output layers."""
+        pair = self._ensure(source, layout)
         index = (*plane, slice(None), slice(None))
         if mask is not None and pair.mask is not None:
             pair.mask.data[index] = mask.astype(np.uint8)
             pair.mask.metadata["self2seg"] = metadata
             pair.mask.refresh()
         if denoised is not None and pair.denoised is not None:
-            pair.denoised.data[index] = denoised
+            pair.denoised.data[layout.denoised_index(plane)] = denoised
             pair.denoised.metadata["self2seg"] = metadata
             if not pair.contrast_set:
                 pair.denoised.contrast_limits = (float(np.min(denoised)), float(np.max(denoised)) + 1e-6)

@@ -20,7 +20,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
 
 from ..core import Self2SegConfig, preset
-from ..core.config import AUTO, BINARY_EXPERTS, DEFAULT_PRESET, INIT_MODES, PRESETS, binary_shorthand
+from ..core.config import AUTO, DEFAULT_PRESET, EXPERT_KINDS, INIT_MODES, PRESETS, expert_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,12 @@ TOOLTIPS = {
     "mu": "Keeps each new mask close to the previous one, so the regions change gradually between steps "
     "(0 = off). Maths: weight of the proximity term of paper eq. 10, solved by the accelerated primal–dual "
     "scheme (paper Algorithm 4).",
-    "experts": "How many denoisers learn the image. 2: one for the foreground and one for the background "
-    "(textures, structured backgrounds). 1: a denoiser for the foreground and a plain average brightness for "
-    "the background (fluorescence spots and nuclei on a dark background). auto: train both on your boxes, then "
-    "keep the background denoiser only if it explains the background box better than its average brightness.",
+    "background_expert": "What learns the background (class 0). network: a denoiser (textures, structured "
+    "backgrounds). constant: its average brightness (fluorescence spots and nuclei on a dark background). auto: "
+    "train a denoiser on the background boxes, then keep it only if it explains them better than their average "
+    "brightness. Maths: the background expert D_0 of the joint energy (paper eqs. 5, 13).",
+    "object_expert": "What learns each object class (1, 2, …). network: a denoiser per class (the paper). "
+    "constant: the class's average brightness (colour), as in Chan–Vese.",
     "residual_filter": "Blurs the denoisers' errors before comparing them (1 = off); 3 helps on very noisy "
     "images. Maths: the mean filter K of paper §3.1, variant 3.",
     "learning_rate": "How fast the denoisers learn; the default suits almost every image. Maths: the Adam "
@@ -133,12 +135,20 @@ class ParameterForm(Container[Widget]):
             tooltip=TOOLTIPS["mu"],
         )
         self.mu.native.setDecimals(4)
-        self.experts = ComboBox(
-            name="experts",
-            label="experts",
-            choices=list(BINARY_EXPERTS),
-            value=binary_shorthand(defaults.experts),
-            tooltip=TOOLTIPS["experts"],
+        background, objects = expert_kinds(defaults, 2)
+        self.background_expert = ComboBox(
+            name="background_expert",
+            label="background model",
+            choices=list(EXPERT_KINDS),
+            value=background,
+            tooltip=TOOLTIPS["background_expert"],
+        )
+        self.object_expert = ComboBox(
+            name="object_expert",
+            label="object model",
+            choices=["network", "constant"],
+            value=objects,
+            tooltip=TOOLTIPS["object_expert"],
         )
         self.residual_filter = SpinBox(
             name="residual_filter",
@@ -190,7 +200,8 @@ class ParameterForm(Container[Widget]):
                 self.lam,
                 self.lam_auto,
                 self.mu,
-                self.experts,
+                self.background_expert,
+                self.object_expert,
                 self.residual_filter,
                 self.learning_rate,
                 self.max_outer_iter,
@@ -245,7 +256,8 @@ class ParameterForm(Container[Widget]):
             {
                 **lam,
                 "mu": cfg.mu,
-                "experts": binary_shorthand(cfg.experts),
+                "background_expert": expert_kinds(cfg, 2)[0],
+                "object_expert": expert_kinds(cfg, 2)[1],
                 "residual_filter": cfg.residual_filter,
                 "learning_rate": cfg.denoiser.learning_rate,
                 "max_outer_iter": cfg.max_outer_iter,
@@ -260,7 +272,7 @@ class ParameterForm(Container[Widget]):
             init=self.init.value,
             lam=AUTO if self.lam_auto.value else float(self.lam.value),
             mu=float(self.mu.value),
-            experts=BINARY_EXPERTS[self.experts.value],
+            experts=(self.background_expert.value, self.object_expert.value),
             residual_filter=int(self.residual_filter.value) | 1,
             max_outer_iter=int(self.max_outer_iter.value),
             denoiser=dataclasses.replace(base.denoiser, learning_rate=float(self.learning_rate.value)),

@@ -401,23 +401,3 @@ BINARY_EXPERTS: dict[int | str, tuple[ExpertKind, ...]] = {
     1: ("constant", "network"),
 }
 """The two-region shorthands: an automatic background, 2 experts, or 1 expert (constant background)."""
-
-
-def binary_shorthand(experts: tuple[ExpertKind, ...]) -> int | str:
-    """Return the two-region shorthand (``"auto"``, 2 or 1) of an ``experts`` setting.
-
-    Raises
-    ------
-    ValueError
-        If the setting has no shorthand (e.g. it lists three classes).
-    """
-    for shorthand, kinds in BINARY_EXPERTS.items():
-        if expert_kinds_match(experts, kinds):
-            return shorthand
-    raise ValueError(f"experts {experts!r} has no two-class shorthand (auto, 2 or 1)")
-
-
-def expert_kinds_match(first: tuple[ExpertKind, ...], second: tuple[ExpertKind, ...]) -> bool:
-    """Whether two ``experts`` settings give every class the same kind (the last entry repeats)."""
-    classes = max(len(first), len(second), 2)
-    return first + (first[-1],) * (classes - len(first)) == second + (second[-1],) * (classes - len(second))
