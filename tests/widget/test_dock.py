@@ -346,6 +346,7 @@ def test_a_three_class_job_writes_class_indices(dock: Any, qtbot: Any, monkeypat
     dock.viewer.add_image(image, **image_kwargs)
     boxes = dock.viewer.add_shapes(rects, **box_kwargs)
     dock.boxes_layer.value = boxes
+    assert len(dock.box_class.choices) == 3  # the layer's classes are offered
     dock.params.lam_auto.value = True
     dock.start()
     assert dock.worker is not None, dock.status.value

@@ -209,7 +209,9 @@ class Self2SegWidget(Container[Widget]):
         self.params.mu.changed.connect(self._on_live_parameter)
         self.image_layer.changed.connect(self._on_image_choice)
         self.image_layer.changed.connect(self._offer_channels)
+        self.boxes_layer.changed.connect(self._offer_layer_classes)
         viewer.layers.events.inserted.connect(self.reset_choices)
+        viewer.layers.events.inserted.connect(self._offer_layer_classes)
         viewer.layers.events.removed.connect(self.reset_choices)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self.native.destroyed.connect(self._quit_quietly)
@@ -278,6 +280,16 @@ class Self2SegWidget(Container[Widget]):
         column = CLASS_FEATURE if CLASS_FEATURE in features else "region" if "region" in features else None
         stored = [class_of(v) for v in features[column]] if column is not None else []
         return (stored + [1] * len(layer.data))[: len(layer.data)]
+
+    def _offer_layer_classes(self) -> None:
+        """Offer every class a chosen box layer already holds (e.g. a sample's ready-made boxes)."""
+        layer = self.boxes_layer.value
+        if layer is None:
+            return
+        drawn = [k for k in self._shape_classes(layer) if k is not None and k <= MAX_WIDGET_CLASS]
+        needed = max([*drawn, 1]) + 1
+        if len(self.box_class.choices) < needed:
+            self.box_class.choices = class_choices(needed)
 
     def _offer_channels(self) -> None:
         """Show the channel picker for a non-RGB image with a short first axis (channels or a stack?)."""

@@ -182,7 +182,7 @@ def chambolle_pock(
     for iteration in range(1, config.max_iter + 1):
         # dual step: p_k <- proj_{|p_k,i| <= lam/2}(p_k + sigma grad u_bar_k)
         p.add_(grad_into(u_bar, field), alpha=sigma)
-        torch.hypot(p[:, 0], p[:, 1], out=scale)
+        torch.mul(p[:, 0], p[:, 0], out=scale).addcmul_(p[:, 1], p[:, 1]).sqrt_()  # faster than hypot here
         p.div_(scale.div_(radius).clamp_(min=1.0).unsqueeze(1))
         # primal step: u_next <- proj_S(u + tau div p - tau r), with the µ prox (Alg. 4)
         u_next = torch.add(u, div_into(p, divergence), alpha=tau)
