@@ -121,33 +121,21 @@ def main() -> None:
     )
     print("| K | C | experts s / outer | segment s / outer | outer s (× chan_vese) | × K=2,C=1 | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
-    reference = None
-    for k, c in combos:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--single",
-            str(k),
-            str(c),
-            "--size",
-            str(args.size),
-            "--steps",
-            str(args.steps),
-            "--pd-iter",
-            str(args.pd_iter),
-            "--outer",
-            str(args.outer),
-        ]
-        runs = []
-        for _ in range(args.repeats):
+    runs: dict[tuple[int, int], list[dict[str, Any]]] = {combo: [] for combo in combos}
+    for _ in range(args.repeats):  # interleaved, so that a drift of the machine's speed hits every combination
+        for k, c in combos:
+            cmd = [sys.executable, __file__, "--single", str(k), str(c), "--size", str(args.size)]
+            cmd += ["--steps", str(args.steps), "--pd-iter", str(args.pd_iter), "--outer", str(args.outer)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(f"| {k} | {c} | failed: {proc.stderr.strip().splitlines()[-1]} |")
-                break
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        if len(runs) < args.repeats:
+                continue
+            runs[(k, c)].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    reference = None
+    for (k, c), done in runs.items():
+        if not done:
             continue
-        r = sorted(runs, key=lambda run: run["outer_s"])[len(runs) // 2]  # the median run
+        r = sorted(done, key=lambda run: run["outer_s"])[len(done) // 2]  # the median run
         reference = reference or r["outer_s"]
         cells = [
             str(k),

@@ -57,5 +57,6 @@ def test_classes_channels_benchmark_smoke_run_prints_every_combination() -> None
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "failed" not in line]
-    assert [row.split("|")[1:3] for row in rows[2:]] == [[" 2 ", " 1 "], [" 3 ", " 1 "], [" 2 ", " 3 "]]
-    assert rows[2].split("|")[6].strip() == "1.00"  # ratios are to K = 2, C = 1 of the same run
+    assert rows[0].startswith("| K | C |")
+    assert [row.split("|")[1:3] for row in rows[1:]] == [[" 2 ", " 1 "], [" 3 ", " 1 "], [" 2 ", " 3 "]]
+    assert rows[1].split("|")[6].strip() == "1.00"  # ratios are to K = 2, C = 1 of the same run
