@@ -67,7 +67,7 @@ def main() -> None:
     wait(lambda: seen[-1] is Phase.TRAIN, timeout=60)
     shot(viewer, "mid_run.png")
     wait(lambda: widget.worker is None)
-    print(f"Run pressed -> first mask update in the viewer: {widget._job['first_mask_s']:.1f} s (256², this machine)")
+    print(f"Run pressed -> first mask update in the viewer: {widget._job.first_mask_s:.1f} s (256², this machine)")
     shot(viewer, "finished.png")  # the λ box shows the λ chosen from the image
     widget.params.lam.value = round(2 * widget.run_result.lam, 4)
     wait(lambda: widget.reseg_worker is None)

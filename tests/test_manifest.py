@@ -34,4 +34,4 @@ def test_sample_data_returns_valid_layer_data() -> None:
     (image, _, _), (rects, box_kwargs, _) = three_textures_sample()
     assert image.shape == (128, 128) and sorted(box_kwargs["features"]["class"]) == [0, 1, 2]
     (rgb, rgb_kwargs, _), _boxes = colour_sample()
-    assert rgb.shape == (128, 128, 3) and rgb_kwargs["rgb"] and 0 <= rgb.min() and rgb.max() <= 1
+    assert rgb.shape == (128, 128, 3) and rgb_kwargs["rgb"] and rgb.min() >= 0 and rgb.max() <= 1

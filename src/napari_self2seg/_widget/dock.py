@@ -28,6 +28,7 @@ from .boxes import CLASS_FEATURE, BoxPrompts, Geometry, class_of, collect_boxes,
 from .layers import Layout, OutputLayers, run_metadata
 from .params import ParameterForm, shows_lam
 from .plot import energy_plot, loss_plot
+from .run_record import RunRecord
 from .worker import Self2SegRunError, friendly_message, start_resegment_worker, start_worker
 
 if TYPE_CHECKING:
@@ -193,8 +194,10 @@ class Self2SegWidget(Container[Widget]):
         """The last finished run: every λ change is solved from its stored state."""
         self.result: SegmentationResult | None = None
         """The result shown now: the run's, or a re-solve of it for another λ."""
-        self._result_job: dict[str, Any] = {}
-        self._job: dict[str, Any] = {}
+        self._result_job: RunRecord | None = None
+        """The run whose result is shown: λ changes re-solve it and write into its layers."""
+        self._job: RunRecord | None = None
+        """The run going on now (None when idle)."""
         self._resolves: list[tuple[float, float]] = []
         self._close_watcher = CloseWatcher(self.native)
         self._watching_close = False
@@ -330,7 +333,7 @@ class Self2SegWidget(Container[Widget]):
         else:
             self.start()
 
-    def _inputs(self) -> dict[str, Any]:
+    def _inputs(self) -> RunRecord:
         """Snapshot everything a run needs, on the main thread; raise InputError if unusable."""
         image = self.image_layer.value
         if image is None:
@@ -375,17 +378,17 @@ class Self2SegWidget(Container[Widget]):
                     f"The boxes in '{layer.name}' are not used: initialisation '{config.init}' starts from the "
                     "bright pixels. Choose initialisation 'boxes' to start from your boxes.",
                 )
-        return {
-            "image": image,
-            "data": data,
-            "plane": plane,
-            "config": config,
-            "layout": layout,
-            "class_boxes": boxes,
-            "boxes": self.boxes_layer.value,
-            "seed": int(self.params.seed.value),
-            "device": str(self.params.device.value),
-        }
+        return RunRecord(
+            image=image,
+            data=data,
+            plane=plane,
+            config=config,
+            layout=layout,
+            class_boxes=boxes,
+            boxes=self.boxes_layer.value,
+            seed=int(self.params.seed.value),
+            device=str(self.params.device.value),
+        )
 
     def start(self) -> None:
         """Validate inputs, then start the worker; problems become notifications."""
@@ -394,23 +397,20 @@ class Self2SegWidget(Container[Widget]):
         try:
             job = self._inputs()
             stream = iterate(
-                job["data"],
-                job["config"],
-                boxes=job["class_boxes"] or None,
-                channel_axis=job["layout"].channel_axis,
-                seed=job["seed"],
-                device=job["device"],
+                job.data,
+                job.config,
+                boxes=dict(job.class_boxes) or None,
+                channel_axis=job.layout.channel_axis,
+                seed=job.seed,
+                device=job.device,
                 keep_problem=True,  # λ changes re-solve the run's convex problem
             )
         except ValueError as error:
             self._report_error(str(error))
             return
-        job["started"] = time.perf_counter()
-        job["first_mask_s"] = None
-        job["mask_step"] = 0
-        job["backup"] = self.outputs.backup(job["image"], job["plane"], job["layout"])
-        job["losses"] = 0
-        job["previous"] = (self.run_result, self.result, self._result_job)  # put back if this run fails
+        job.started = time.perf_counter()
+        job.backup = self.outputs.backup(job.image, job.plane, job.layout)
+        job.previous = (self.run_result, self.result, self._result_job)  # put back if this run fails
         self._watch_window_close()
         self._job = job
         self.run_button.text = "Stop"
@@ -483,58 +483,62 @@ class Self2SegWidget(Container[Widget]):
         if not isalive(self.native):
             return
         job = self._job
-        pending = job.pop("pending", None)
+        if job is None:  # pragma: no cover - a snapshot always belongs to a started run
+            return
+        pending, job.pending = job.pending, None
         if pending is not None and self.worker is not None:
             self.worker.send(pending)
-        image = job["image"]
+        image = job.image
         if image not in self.viewer.layers:
             return  # the run is being stopped (see _on_layer_removed)
         mask = None
-        if state.labels_step > job["mask_step"]:  # a new complete mask
+        if state.labels_step > job.mask_step:  # a new complete mask
             mask = state.labels
-            job["mask_step"] = state.labels_step
-            if job["first_mask_s"] is None:
-                job["first_mask_s"] = time.perf_counter() - job["started"]
+            job.mask_step = state.labels_step
+            if job.first_mask_s is None:
+                job.first_mask_s = time.perf_counter() - job.started
                 # this run's outputs replace the previous ones: λ changes now belong to this run
                 self.run_result = self.result = None
-        denoised = state.denoised if job.get("last_denoised") is not state.denoised else None
-        job["last_denoised"] = state.denoised
+        denoised = state.denoised if job.last_denoised is not state.denoised else None
+        job.last_denoised = state.denoised
         if mask is not None or denoised is not None:
-            meta = self._metadata(job["config"], state.energies, job["device"], job["seed"])
-            self.outputs.write(image, job["plane"], meta, mask=mask, denoised=denoised, layout=job["layout"])
+            meta = self._metadata(job.config, state.energies, job.device, job.seed)
+            self.outputs.write(image, job.plane, meta, mask=mask, denoised=denoised, layout=job.layout)
         if state.loss is not None and state.phase in (Phase.INIT, Phase.TRAIN):
             name, colour = loss_series(state)
-            job["losses"] += 1
-            self.loss_plot.append(name, colour, (job["losses"], state.loss))
+            job.losses += 1
+            self.loss_plot.append(name, colour, (job.losses, state.loss))
         self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
-        if state.lam is not None and job["config"].lam == AUTO and not job.get("lam_shown"):
-            job["lam_shown"] = True
+        if state.lam is not None and job.config.lam == AUTO and not job.lam_shown:
+            job.lam_shown = True
             if self.params.lam_auto.value:  # unless the user typed a λ meanwhile
                 self.params.show_chosen_lam(state.lam)
         if state.result is not None:
             self._finish(state.result, state.elapsed)
             return
-        self._set_progress(run_fraction(state, job["config"].max_outer_iter), phase_words(state))
+        self._set_progress(run_fraction(state, job.config.max_outer_iter), phase_words(state))
         self.status.value = f"Outer iteration {state.outer_iteration} · {state.message} · {state.elapsed:.1f} s"
 
     def _finish(self, result: SegmentationResult, elapsed: float) -> None:
         """Show a finished run: its mask, or a clear warning when it ended in one region."""
         job = self._job
+        if job is None:  # pragma: no cover - a result always belongs to a started run
+            return
         steps = f"{result.outer_iterations} segmentation step{'s' if result.outer_iterations != 1 else ''}"
         self.run_result = self.result = result
         self._result_job = job
-        if job["mask_step"] == 0:
+        if job.mask_step == 0:
             # no segmentation of this run kept two regions: nothing to show, the previous outputs come back
             # (λ changes re-solve this run's stored state, which is the way out)
-            self.outputs.restore(job["image"], job["plane"], job["backup"], job["layout"])
-            self.result = job["previous"][1]
+            self.outputs.restore(job.image, job.plane, job.backup, job.layout)
+            self.result = job.previous[1]
         else:
-            meta = self._metadata(result.config, result.energies, result.device, job["seed"])
+            meta = self._metadata(result.config, result.energies, result.device, job.seed)
             self.outputs.write(
-                job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised, layout=job["layout"]
+                job.image, job.plane, meta, mask=result.labels, denoised=result.denoised, layout=job.layout
             )
         if result.degenerate:
-            if job["mask_step"] == 0:
+            if job.mask_step == 0:
                 collapse = (
                     "made the whole image one region (or gave one region the other's boxes)"
                     if result.classes == 2
@@ -548,7 +552,7 @@ class Self2SegWidget(Container[Widget]):
             else:
                 ended = "in one region" if result.classes == 2 else "with a collapsed class"
                 message = (
-                    f"The run ended {ended}: {result.stop_reason}. The mask of step {job['mask_step']} is "
+                    f"The run ended {ended}: {result.stop_reason}. The mask of step {job.mask_step} is "
                     "shown. Lower λ now to re-segment in milliseconds, without retraining."
                 )
             self._set_progress(self.progress.value / 100, "stopped: one region")
@@ -557,7 +561,7 @@ class Self2SegWidget(Container[Widget]):
         else:
             self._set_progress(1.0, "done")
             chosen = f"λ = {result.lam:.3g} was chosen from the image. " if result.automatic_lam else ""
-            if job["config"].experts[0] == AUTO:
+            if job.config.experts[0] == AUTO:
                 background = "its mean brightness" if result.config.experts[0] == "constant" else "a denoiser"
                 chosen += f"The background is modelled by {background} (chosen from the boxes). "
             if result.classes > 2:
@@ -581,11 +585,9 @@ class Self2SegWidget(Container[Widget]):
                 "This is a bug; the full traceback is in the log (terminal or napari's console)."
             )
         job = self._job
-        if self.worker is not None and job.get("image") in self.viewer.layers:
-            self.outputs.restore(
-                job["image"], job["plane"], job["backup"], job["layout"]
-            )  # a failed run replaces nothing
-            self.run_result, self.result, self._result_job = job["previous"]
+        if job is not None and self.worker is not None and job.image in self.viewer.layers:
+            self.outputs.restore(job.image, job.plane, job.backup, job.layout)  # a failed run replaces nothing
+            self.run_result, self.result, self._result_job = job.previous
             message += " The previous mask and denoised image are kept."
             self._set_progress(self.progress.value / 100, "failed")
         self._report_error(message)
@@ -594,16 +596,18 @@ class Self2SegWidget(Container[Widget]):
         if not isalive(self.native):
             return
         job = self._job
-        reason = job.get("stop_reason", "Stopped.")
-        if job.get("image") not in self.viewer.layers:
+        if job is None:  # pragma: no cover - only a started run can be aborted
+            return
+        reason = job.stop_reason or "Stopped."
+        if job.image not in self.viewer.layers:
             self.status.value = reason
-        elif job["mask_step"] > 0:
+        elif job.mask_step > 0:
             self.status.value = (
-                f"{reason} The mask of segmentation step {job['mask_step']} is complete and kept; "
+                f"{reason} The mask of segmentation step {job.mask_step} is complete and kept; "
                 "press Run again to tune λ live (λ changes need a finished run)."
             )
         else:
-            self.outputs.restore(job["image"], job["plane"], job["backup"], job["layout"])
+            self.outputs.restore(job.image, job.plane, job.backup, job.layout)
             self.status.value = (
                 f"{reason} No mask was complete yet, so nothing from this run is kept; the previous results "
                 "are unchanged."
@@ -620,12 +624,12 @@ class Self2SegWidget(Container[Widget]):
     # ---------------------------------------------------------------- live changes
     def _on_live_parameter(self) -> None:
         lam, mu = float(self.params.lam.value), float(self.params.mu.value)
-        if self.worker is not None:
+        if self.worker is not None and self._job is not None:
             # Sent with the next snapshot: a generator cannot take a value before its first yield.
-            self._job["pending"] = LiveParameters(lam=lam, mu=mu)
+            self._job.pending = LiveParameters(lam=lam, mu=mu)
             self.status.value = f"λ = {lam:g}, µ = {mu:g} take effect at the next segmentation step."
             return
-        if self.run_result is None or self._result_job.get("image") not in self.viewer.layers:
+        if self.run_result is None or self._result_job is None or self._result_job.image not in self.viewer.layers:
             return
         # Re-segment in a thread; while one runs, only the latest λ is kept and solved next.
         self._next_lam = lam
@@ -647,33 +651,33 @@ class Self2SegWidget(Container[Widget]):
 
     def _show(self, result: SegmentationResult) -> None:
         job = self._result_job
-        meta = self._metadata(result.config, result.energies, result.device, job["seed"])
-        self.outputs.write(
-            job["image"], job["plane"], meta, mask=result.labels, denoised=result.denoised, layout=job["layout"]
-        )
+        if job is None:  # pragma: no cover - a re-solve always belongs to a finished run
+            return
+        meta = self._metadata(result.config, result.energies, result.device, job.seed)
+        self.outputs.write(job.image, job.plane, meta, mask=result.labels, denoised=result.denoised, layout=job.layout)
         self.result = result
 
     def _start_resegment(self) -> None:
         lam, self._next_lam = self._next_lam, None
-        run = self.run_result
-        if lam is None or run is None:
+        run, job = self.run_result, self._result_job
+        if lam is None or run is None or job is None:
             return
         self._update_undo()
         if shows_lam(lam, run.lam):
             # the run's own λ: its stored mask, exactly (no solve)
-            if run.degenerate and self._result_job.get("mask_step", 0) == 0:
+            if run.degenerate and job.mask_step == 0:
                 self.status.value = f"λ = {lam:g} is the run's λ, which made the whole image one region."
                 return
             self._show(run)
             self.status.value = f"Back to the run's mask (λ = {lam:g})."
             return
-        job, started = self._result_job, time.perf_counter()
+        started = time.perf_counter()
         self.status.value = f"Re-segmenting with λ = {lam:g}…"
 
         def on_returned(result: SegmentationResult) -> None:
             if not self._viewer_open() or self._result_job is not job or self.run_result is not run:
                 return  # a new run replaced this one meanwhile: its results win
-            if job["image"] not in self.viewer.layers:
+            if job.image not in self.viewer.layers:
                 return
             if result.degenerate:
                 shown = self.result.lam if self.result is not None else run.lam
@@ -719,16 +723,17 @@ class Self2SegWidget(Container[Widget]):
 
     def _on_layer_removed(self, event: Any) -> None:
         removed = event.value
-        if self.reseg_worker is not None and removed is self._result_job.get("image"):
+        if self.reseg_worker is not None and self._result_job is not None and removed is self._result_job.image:
             wait_for_threads()  # never emit into Qt objects that are being deleted
-        stopping = "stop_reason" in self._job  # a second input of the same run went: already reported
-        if self.worker is not None and removed in (self._job.get("image"), self._job.get("boxes")) and not stopping:
+        job = self._job
+        stopping = job is not None and job.stop_reason is not None  # a second input of the same run went
+        if self.worker is not None and job is not None and removed in (job.image, job.boxes) and not stopping:
             # Also what happens when the viewer closes: wait for the thread, so that it never
             # emits into Qt objects that are being deleted.
             self.worker.quit()
             wait_for_threads()
             message = f"Layer '{removed.name}' was deleted during the run, so the run was stopped."
-            self._job["stop_reason"] = message
+            job.stop_reason = message
             if isalive(self.native):
                 self.status.value = message
                 self._notify(show_warning, message)

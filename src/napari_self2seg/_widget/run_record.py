@@ -1,0 +1,81 @@
+"""The record of one widget run: its inputs, frozen at Run, and what it has shown so far (main thread only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .layers import PlaneBackup
+
+if TYPE_CHECKING:
+    import napari
+    import numpy as np
+
+    from ..core import LiveParameters, SegmentationResult, Self2SegConfig
+    from .boxes import Box
+    from .layers import Layout
+
+
+@dataclass(eq=False)
+class RunRecord:
+    """One run started from the dock, and later the run whose result λ changes re-solve.
+
+    Attributes
+    ----------
+    image, boxes : napari layers
+        The image layer and box layer the run was started with (a later choice
+        in the dock applies to the next run).
+    data : numpy.ndarray
+        A copy of the segmented plane (the layer is never modified).
+    plane : tuple of int
+        Index of that plane in the image's stack axes (empty for a 2-D image).
+    config : Self2SegConfig
+        The settings the run started with.
+    layout : Layout
+        Where the image keeps its channels.
+    class_boxes : dict of int to tuple of Box
+        The box prompts per class, in image pixels (empty for threshold inits).
+    seed, device : int, str
+        As given in the form.
+    started : float
+        ``time.perf_counter()`` when the run started.
+    first_mask_s : float or None
+        Seconds from Run to the first complete mask in the viewer.
+    mask_step : int
+        The segmentation step the shown mask comes from (0: none yet).
+    backup : PlaneBackup
+        The output layers' plane before the run, put back if the run fails
+        (taken when the run starts; empty until then).
+    losses : int
+        Training-loss points plotted so far.
+    previous : tuple
+        ``(run_result, result, result_job)`` of the dock before this run, put back if it fails.
+    last_denoised : numpy.ndarray or None
+        The last denoised image written (a snapshot shares arrays until they change).
+    lam_shown : bool
+        Whether the automatic λ has been shown in the λ box.
+    stop_reason : str or None
+        Why the run is being stopped (set when an input layer is deleted).
+    pending : LiveParameters or None
+        λ/µ typed during the run, sent with the next snapshot.
+    """
+
+    image: napari.layers.Image
+    data: np.ndarray
+    plane: tuple[int, ...]
+    config: Self2SegConfig
+    layout: Layout
+    class_boxes: dict[int, tuple[Box, ...]]
+    boxes: napari.layers.Shapes | None
+    seed: int
+    device: str
+    started: float = 0.0
+    first_mask_s: float | None = None
+    mask_step: int = 0
+    backup: PlaneBackup = field(default_factory=lambda: PlaneBackup(mask=None, denoised=None))
+    losses: int = 0
+    previous: tuple[SegmentationResult | None, SegmentationResult | None, RunRecord | None] = (None, None, None)
+    last_denoised: np.ndarray | None = None
+    lam_shown: bool = False
+    stop_reason: str | None = None
+    pending: LiveParameters | None = None
