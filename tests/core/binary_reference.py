@@ -2,7 +2,8 @@
 
 The package's solver works on K classes on the simplex (core/primal_dual.py);
 for K = 2 it must reproduce this one, which solves the binary form directly.
-Copied unchanged from the package before the multi-class redesign.
+Copied unchanged from the package before the multi-class redesign, except that the progress
+report type is the package's own (it did not change).
 
 For fixed experts the segmentation step solves
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from napari_self2seg.core.finite_diff import div, div_into, grad_into, total_variation
+from napari_self2seg.core.primal_dual import PrimalDualProgress  # the same report type as the package's
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,28 +50,6 @@ class PrimalDualState:
     def from_mask(cls, u0: torch.Tensor) -> PrimalDualState:
         """Start from a relaxed mask ``u0`` and a zero dual variable."""
         return cls(u=u0.clone(), p=u0.new_zeros((2, *u0.shape)))
-
-
-@dataclass(frozen=True)
-class PrimalDualProgress:
-    """Where the solver stands after a block of iterations.
-
-    Attributes
-    ----------
-    iteration : int
-        Iterations done in this call.
-    gap : float
-        Primal–dual gap divided by the number of pixels.
-    relative_change : float
-        ``||u - u_prev|| / max(||u||, 1)`` over the last iteration.
-    converged : bool
-        Whether a stopping tolerance was met.
-    """
-
-    iteration: int
-    gap: float
-    relative_change: float
-    converged: bool
 
 
 def primal_objective(
