@@ -399,3 +399,17 @@ def test_a_short_first_axis_can_be_read_as_channels(dock: Any, qtbot: Any) -> No
     assert dock.viewer.layers[denoised_name("dyes")].data.shape == (3, 48, 48)
     dock.image_layer.value = dock.viewer.add_image(np.zeros((40, 32, 32)), name="a long stack")
     assert dock.channels.native.isHidden() and dock.channels.value == NO_CHANNELS  # 40 planes: not channels
+
+
+def test_constant_classes_give_those_classes_a_constant_expert(dock: Any) -> None:
+    (image, image_kwargs, _), (rects, box_kwargs, _) = three_textures_sample()
+    dock.viewer.add_image(image, **image_kwargs)
+    dock.boxes_layer.value = dock.viewer.add_shapes(rects, **box_kwargs)
+    dock.params.constant_classes.value = "0, 2"
+    assert dock._inputs().config.experts == ("constant", "network", "constant")
+    dock.params.constant_classes.value = ""
+    assert dock._inputs().config.experts == ("auto", "network")  # the form's own choice
+    for bad, match in (("two", "class numbers such as '0 2'"), ("3", "classes 0 to 2")):
+        dock.params.constant_classes.value = bad
+        dock.start()
+        assert dock.worker is None and match in dock.status.value

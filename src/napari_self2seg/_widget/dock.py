@@ -7,6 +7,7 @@ change happens in the handlers below, on the main thread.
 
 # No "from __future__ import annotations" here: napari reads the Viewer annotation at runtime.
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
-from ..core.config import AUTO
+from ..core.config import AUTO, Self2SegConfig, expert_kinds
 from ..core.solver import single_class
 from ..sample_data import BOX_LAYER_NAME, MAX_WIDGET_CLASS, class_colour
 from .boxes import CLASS_FEATURE, BoxPrompts, Geometry, class_of, collect_boxes, plane_index, to_image_pixels
@@ -370,7 +371,9 @@ class Self2SegWidget(Container[Widget]):
             if prompts.other_planes:
                 show_info(f"{prompts.other_planes} rectangle(s) on other planes are not used for this plane.")
             boxes = prompts.boxes
+            config = self._with_constant_classes(config, max(boxes) + 1)
         else:
+            config = self._with_constant_classes(config, config.classes)
             layer = self.boxes_layer.value
             if layer is not None and len(layer.data):
                 self._notify(
@@ -389,6 +392,26 @@ class Self2SegWidget(Container[Widget]):
             seed=int(self.params.seed.value),
             device=str(self.params.device.value),
         )
+
+    def _with_constant_classes(self, config: Self2SegConfig, classes: int) -> Self2SegConfig:
+        """Give the classes listed under 'constant classes' a constant expert (the run has ``classes`` classes)."""
+        text = str(self.params.constant_classes.value).replace(",", " ").split()
+        if not text:
+            return config
+        if not all(item.isdigit() for item in text):
+            raise InputError(
+                f"'constant classes' must list class numbers such as '0 2', got {self.params.constant_classes.value!r}."
+            )
+        listed = sorted({int(item) for item in text})
+        if listed[-1] >= classes:
+            raise InputError(
+                f"'constant classes' lists class {listed[-1]}, but this run has classes 0 to {classes - 1}: "
+                "draw boxes of that class or remove it from the list."
+            )
+        kinds = list(expert_kinds(config, classes))
+        for index in listed:
+            kinds[index] = "constant"
+        return dataclasses.replace(config, experts=tuple(kinds))
 
     def start(self) -> None:
         """Validate inputs, then start the worker; problems become notifications."""

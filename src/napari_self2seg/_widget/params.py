@@ -17,7 +17,7 @@ from typing import Any
 
 import platformdirs
 import torch
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox, Widget
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox, Widget
 
 from ..core import Self2SegConfig, preset
 from ..core.config import AUTO, DEFAULT_PRESET, EXPERT_KINDS, INIT_MODES, PRESETS, expert_kinds
@@ -59,6 +59,8 @@ TOOLTIPS = {
     "brightness. Maths: the background expert D_0 of the joint energy (paper eqs. 5, 13).",
     "object_expert": "What learns each object class (1, 2, …). network: a denoiser per class (the paper). "
     "constant: the class's average brightness (colour), as in Chan–Vese.",
+    "constant_classes": "Classes that get their average brightness (colour) instead of a denoiser, whatever the "
+    "two choices above say, e.g. '0 2'. Empty: none.",
     "residual_filter": "Blurs the denoisers' errors before comparing them (1 = off); 3 helps on very noisy "
     "images. Maths: the mean filter K of paper §3.1, variant 3.",
     "learning_rate": "How fast the denoisers learn; the default suits almost every image. Maths: the Adam "
@@ -150,6 +152,9 @@ class ParameterForm(Container[Widget]):
             value=objects,
             tooltip=TOOLTIPS["object_expert"],
         )
+        self.constant_classes = LineEdit(
+            name="constant_classes", label="constant classes", value="", tooltip=TOOLTIPS["constant_classes"]
+        )
         self.residual_filter = SpinBox(
             name="residual_filter",
             label="residual filter",
@@ -202,6 +207,7 @@ class ParameterForm(Container[Widget]):
                 self.mu,
                 self.background_expert,
                 self.object_expert,
+                self.constant_classes,
                 self.residual_filter,
                 self.learning_rate,
                 self.max_outer_iter,
