@@ -223,8 +223,9 @@ def collapsed(labels: torch.Tensor, classes: int, boxes: torch.Tensor | None) ->
     merely left a few pixels over.
     """
     counts = torch.bincount(labels.flatten().long(), minlength=classes)
-    if int((counts > 0).sum()) == 1:
-        return f"the whole image {single_class(labels, classes)}"
+    present = torch.nonzero(counts).flatten()
+    if len(present) == 1:
+        return f"the whole image {class_name(int(present[0]), classes)}"
     empty = [class_name(k, classes) for k in range(classes) if int(counts[k]) == 0]
     if empty:
         return f"{', '.join(empty)} vanish"
