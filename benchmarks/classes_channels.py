@@ -55,7 +55,9 @@ def banded_image(size: int, classes: int, channels: int, seed: int = 0) -> tuple
     return image.astype(np.float32), boxes
 
 
-def run_single(size: int, classes: int, channels: int, steps: int, pd_iter: int, outer: int) -> dict[str, Any]:
+def run_single(
+    size: int, classes: int, channels: int, steps: int, pd_iter: int, outer: int, device: str = "cpu"
+) -> dict[str, Any]:
     """Run one (K, C) in this process and return its measurements."""
     import torch
     from skimage import segmentation
@@ -79,7 +81,7 @@ def run_single(size: int, classes: int, channels: int, steps: int, pd_iter: int,
         denoiser=dataclasses.replace(base.denoiser, patience=steps, max_steps=steps),
         solver=dataclasses.replace(base.solver, gap_tol=0.0, max_iter=pd_iter, check_every=pd_iter),
     )
-    result = segment(image, config, boxes=boxes, channel_axis=-1 if channels > 1 else None, seed=0, device="cpu")
+    result = segment(image, config, boxes=boxes, channel_axis=-1 if channels > 1 else None, seed=0, device=device)
     timings = result.timings
     rounds = result.outer_iterations + 1  # expert trainings (one before the first segmentation step)
     per_training = sum(timings.experts) / rounds
@@ -108,16 +110,17 @@ def main() -> None:
     parser.add_argument("--pd-iter", type=int, default=500, help="primal-dual iterations per segmentation step")
     parser.add_argument("--outer", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs per (K, C); the table shows the median")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--single", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         k, c = args.single
-        print(json.dumps(run_single(args.size, k, c, args.steps, args.pd_iter, args.outer)))
+        print(json.dumps(run_single(args.size, k, c, args.steps, args.pd_iter, args.outer, args.device)))
         return
     combos = [(k, 1) for k in args.classes] + [(2, c) for c in args.channels if c != 1]
     print(
         f"# {platform.node()}, python {platform.python_version()}, {args.size}², {args.steps} steps/expert, "
-        f"{args.pd_iter} PD iterations/step"
+        f"{args.pd_iter} PD iterations/step, device {args.device}"
     )
     print("| K | C | experts s / outer | segment s / outer | outer s (× chan_vese) | × K=2,C=1 | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
@@ -126,6 +129,7 @@ def main() -> None:
         for k, c in combos:
             cmd = [sys.executable, __file__, "--single", str(k), str(c), "--size", str(args.size)]
             cmd += ["--steps", str(args.steps), "--pd-iter", str(args.pd_iter), "--outer", str(args.outer)]
+            cmd += ["--device", args.device]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(f"| {k} | {c} | failed: {proc.stderr.strip().splitlines()[-1]} |")
