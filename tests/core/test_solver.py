@@ -51,7 +51,7 @@ def test_two_experts_separate_equal_mean_textures_where_otsu_fails(
     np.testing.assert_array_equal(result.mask, result.relaxed[1] >= 0.5)  # Theorem 4's threshold at 1/2
     assert result.labels.dtype == np.uint8 and set(np.unique(result.labels)) == {0, 1}
     assert result.denoised.shape == textures.image.shape
-    assert set(result.timings.as_dict()) == {"init", "expert_0", "expert_1", "segment"}
+    assert set(result.timings.as_dict()) == {"init", "expert_0", "expert_1", "segment", "instances"}
     assert result.timings.total == pytest.approx(sum(result.timings.as_dict().values()))
     assert len(result.energies) == result.outer_iterations + 1
 

@@ -37,6 +37,7 @@ from .denoiser.training import blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
 from .finite_diff import pointwise_norm
 from .initialization import box_regions, label_regions, threshold_regions
+from .instances import check_min_size, instances_of
 from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
 
@@ -308,6 +309,7 @@ def iterate(
     seed: int = 0,
     device: str | torch.device = "auto",
     keep_problem: bool = False,
+    instances: bool = False,
 ) -> StateStream:
     """Run Self2Seg step by step, yielding a snapshot after every phase.
 
@@ -355,6 +357,9 @@ def iterate(
     keep_problem : bool
         Keep the experts' residuals, the dual variable and each expert's image
         in the result (``result.problem``), as :func:`resegment` needs.
+    instances : bool
+        Split every class except the background into objects
+        (``result.instances``, settings in ``config.instances``).
 
     Returns
     -------
@@ -400,9 +405,11 @@ def iterate(
         regions = label_regions(labels, int(labels.max()) + 1)
     if regions is not None:
         expert_kinds(cfg, regions.shape[0])  # fails now if the experts do not fit the classes
+    if instances:
+        check_min_size(cfg.instances, shape)
     inputs = _Inputs(normalised, ranges, channel_axis, regions, from_boxes=cfg.init == "boxes")
     torch_device = resolve_device(device)
-    return _Scheme(inputs, cfg, check_seed(seed), torch_device).run(keep_problem)
+    return _Scheme(inputs, cfg, check_seed(seed), torch_device).run(keep_problem, instances)
 
 
 class _Scheme:
@@ -464,7 +471,7 @@ class _Scheme:
         weight = alt.regions[k].to(self.f.dtype) if alt.outer == 0 else alt.u[k]
         return weighted_mean(self.f, weight).expand_as(self.f)
 
-    def run(self, keep_problem: bool) -> StateStream:
+    def run(self, keep_problem: bool, instances: bool) -> StateStream:
         """Run the alternation: the generator behind :func:`iterate`."""
         alt = yield from self.initialise()
         while True:
@@ -479,6 +486,8 @@ class _Scheme:
             if alt.degenerate:
                 break
         result = self.result(alt, keep_problem)
+        if instances:
+            result = with_instances(result)
         logger.info("done after %d segmentation steps: %s", alt.outer, alt.stop_reason)
         yield self.run_.snapshot(Phase.DONE, alt.outer, f"done: {alt.stop_reason}", result=result)
 
@@ -659,6 +668,7 @@ def segment(
     seed: int = 0,
     device: str | torch.device = "auto",
     keep_problem: bool = False,
+    instances: bool = False,
 ) -> SegmentationResult:
     """Run Self2Seg to the end and return its result.
 
@@ -684,6 +694,8 @@ def segment(
         Device name or ``"auto"``.
     keep_problem : bool
         Keep what :func:`resegment` needs in ``result.problem``.
+    instances : bool
+        Split every class except the background into objects (``result.instances``).
 
     Returns
     -------
@@ -715,11 +727,23 @@ def segment(
         seed=seed,
         device=device,
         keep_problem=keep_problem,
+        instances=instances,
     ):
         final = state.result
     if final is None:  # pragma: no cover - iterate always ends with a result
         raise RuntimeError("Self2Seg ended without a result")
     return final
+
+
+def with_instances(result: SegmentationResult) -> SegmentationResult:
+    """Return ``result`` with its labels split into objects (``config.instances``) and the time it took.
+
+    A result without foreground gets zero objects (``result.instances.count == 0``).
+    """
+    t0 = time.perf_counter()
+    objects = instances_of(result.labels, result.config.instances)
+    timings = dataclasses.replace(result.timings, instances=time.perf_counter() - t0)
+    return dataclasses.replace(result, instances=objects, timings=timings)
 
 
 def resegment(
@@ -754,7 +778,8 @@ def resegment(
     -------
     SegmentationResult
         A new result with the new labels, relaxed memberships, composite
-        denoised image and a one-entry energy history; experts are unchanged.
+        denoised image, objects (if ``result`` has them) and a one-entry
+        energy history; experts are unchanged.
         It is the exact minimiser for ``lam``, even when a class vanishes
         (``degenerate`` is then True and ``stop_reason`` says so).
 
@@ -794,7 +819,7 @@ def resegment(
     stop_reason = f"re-segmented with λ = {lam:g}"
     if collapse is not None:
         stop_reason += f": {collapse}; a smaller λ keeps every class"
-    return dataclasses.replace(
+    resegmented = dataclasses.replace(
         result,
         labels=_frozen(labels),
         relaxed=_frozen(state.u),
@@ -807,6 +832,7 @@ def resegment(
         degenerate=collapse is not None,
         automatic_lam=result.automatic_lam and lam == result.config.lam,
     )
+    return with_instances(resegmented) if result.instances is not None else resegmented
 
 
 def compose(expert_images: np.ndarray, labels: np.ndarray, channel_axis: int | None) -> np.ndarray:

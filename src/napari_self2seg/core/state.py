@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .config import Self2SegConfig
+    from .instances import Instances
 
 
 class Phase(enum.Enum):
@@ -69,20 +70,24 @@ class Timings:
         Training (or the closed-form mean) of each class's expert, by class.
     segment : float
         Primal–dual segmentation steps.
+    instances : float
+        Splitting the classes into objects (0 when no instances were asked for).
     """
 
     init: float = 0.0
     experts: tuple[float, ...] = ()
     segment: float = 0.0
+    instances: float = 0.0
 
     @property
     def total(self) -> float:
         """All phases together."""
-        return self.init + sum(self.experts) + self.segment
+        return self.init + sum(self.experts) + self.segment + self.instances
 
     def as_dict(self) -> dict[str, float]:
-        """Flat mapping for JSON records: ``init``, ``expert_0`` … ``expert_{K-1}``, ``segment``."""
-        return {"init": self.init, **{f"expert_{k}": t for k, t in enumerate(self.experts)}, "segment": self.segment}
+        """Flat mapping for JSON records: ``init``, ``expert_0`` … ``expert_{K-1}``, ``segment``, ``instances``."""
+        experts = {f"expert_{k}": t for k, t in enumerate(self.experts)}
+        return {"init": self.init, **experts, "segment": self.segment, "instances": self.instances}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +164,9 @@ class SegmentationResult:
         segmentation step, when the run was asked to keep them
         (``keep_problem=True``); :func:`resegment` needs them. None keeps the
         result small (batch runs ship results between processes).
+    instances : Instances or None
+        The objects of every class except the background, when asked for
+        (``segment(..., instances=True)``); kept up to date by :func:`resegment`.
     """
 
     labels: np.ndarray
@@ -176,6 +184,7 @@ class SegmentationResult:
     image_range: tuple[tuple[float, float], ...]
     channel_axis: int | None = None
     problem: ConvexProblem | None = None
+    instances: Instances | None = None
 
     @property
     def classes(self) -> int:
