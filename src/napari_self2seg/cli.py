@@ -3,7 +3,8 @@ r"""``self2seg`` command line: segment one image file headless.
 Example::
 
     self2seg segment cells.tif --box 1 10 10 40 40 --box 0 0 0 8 128 \\
-        --mask-out labels.tif --denoised-out denoised.tif --json-out run.json
+        --mask-out classes.tif --denoised-out denoised.tif --json-out run.json \\
+        --labels-out objects.tif --table-out objects.csv
 
 ``--box CLASS Y0 X0 Y1 X1`` gives a box of class CLASS (0 is the background);
 ``--fg-box`` and ``--bg-box`` are the two-class shorthands for ``--box 1`` and
@@ -33,7 +34,17 @@ if TYPE_CHECKING:
 
     from .core.config import InitMode
 from .core._validation import MAX_CLASS_INDEX
-from .core.config import AUTO, BINARY_EXPERTS, DEFAULT_PRESET, PRESETS, ExpertKind, Self2SegConfig, expert_kinds
+from .core.config import (
+    AUTO,
+    BINARY_EXPERTS,
+    DEFAULT_PRESET,
+    PRESETS,
+    ExpertKind,
+    InstanceConfig,
+    Self2SegConfig,
+    expert_kinds,
+)
+from .core.measurements import measure_instances, table_csv
 from .output_files import OutputFiles
 from .sample_data import load_noisy_nuclei
 
@@ -202,6 +213,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     seg.add_argument("--denoised-out", type=Path, default=None, help="output denoised TIFF (float32)")
     seg.add_argument("--json-out", type=Path, default=None, help="JSON file with parameters, energies, timings")
+    seg.add_argument(
+        "--labels-out",
+        type=Path,
+        default=None,
+        help="output TIFF of objects (int32; 0 = none, 1, 2, … one number per object in raster order): "
+        "every class except the background split into objects",
+    )
+    seg.add_argument(
+        "--table-out",
+        type=Path,
+        default=None,
+        help="output CSV with one row per object of --labels-out (class, area, centroid, bounding box, "
+        "eccentricity, solidity, mean/max intensity on the input and the denoised image)",
+    )
+    default_split = InstanceConfig()
+    seg.add_argument(
+        "--min-size",
+        type=int,
+        default=None,
+        help=f"objects smaller than this many pixels are dropped (default: {default_split.min_size})",
+    )
+    seg.add_argument(
+        "--min-distance",
+        type=int,
+        default=None,
+        help="smallest distance in pixels between the centres of two touching objects that are split "
+        f"(about the smallest radius; default: {default_split.min_distance})",
+    )
+    seg.add_argument("--no-split", action="store_true", help="objects = connected regions (touching ones not split)")
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     demo = sub.add_parser("demo", help="segment the bundled noisy nuclei sample and write the results")
     demo.add_argument("--out", type=Path, default=Path("self2seg-demo"), help="output folder (default: self2seg-demo)")
@@ -233,6 +273,7 @@ def _run_record(result: SegmentationResult, image: Path) -> dict[str, object]:
         "channel_axis": result.channel_axis,
         "class_fractions": np.bincount(result.labels.ravel(), minlength=result.classes).tolist(),
         "foreground_fraction": float(result.mask.mean()),
+        "objects": None if result.instances is None else result.instances.count,
     }
 
 
@@ -296,17 +337,57 @@ def _segment(args: argparse.Namespace) -> None:
     if args.constant_classes:
         classes = max(boxes, default=0) + 1 if init == "boxes" else config.classes
         config = dataclasses.replace(config, experts=_experts(config, max(classes, 2), args.constant_classes))
+    config = dataclasses.replace(config, instances=_instance_settings(args))
     image, colour_axis = read_image(args.image)
     channel_axis = args.channel_axis if args.channel_axis is not None else colour_axis
-    stream = iterate(image, config, boxes=boxes, channel_axis=channel_axis, seed=args.seed, device=args.device)
-    targets = {"--mask-out": args.mask_out, "--denoised-out": args.denoised_out, "--json-out": args.json_out}
+    instances = args.labels_out is not None
+    stream = iterate(
+        image, config, boxes=boxes, channel_axis=channel_axis, seed=args.seed, device=args.device, instances=instances
+    )
+    targets = {
+        "--mask-out": args.mask_out,
+        "--denoised-out": args.denoised_out,
+        "--json-out": args.json_out,
+        "--labels-out": args.labels_out,
+        "--table-out": args.table_out,
+    }
     with OutputFiles(targets, inputs=(args.image,)) as outputs:  # every path checked before the run
         result = _consume(stream, args.quiet)
         outputs.write_tiff("--mask-out", result.labels)
         outputs.write_tiff("--denoised-out", result.denoised.astype(np.float32))
         outputs.write_text("--json-out", json.dumps(_run_record(result, args.image), indent=2, allow_nan=False))
+        if result.instances is not None:
+            outputs.write_tiff("--labels-out", result.instances.labels)
+            table = measure_instances(result.instances, image, result.denoised, channel_axis=channel_axis)
+            outputs.write_text("--table-out", table_csv(table))
     if result.degenerate:
         print(f"self2seg: warning: {result.stop_reason}", file=sys.stderr)
+    if result.instances is not None and result.instances.count == 0:
+        print(
+            "self2seg: warning: no objects: the segmentation has no foreground "
+            f"(or only objects under {config.instances.min_size} px); the labels image is empty. "
+            "Lower λ or --min-size, or draw boxes on the objects",
+            file=sys.stderr,
+        )
+
+
+def _instance_settings(args: argparse.Namespace) -> InstanceConfig:
+    """Return the object splitting settings; refuse object options without ``--labels-out``."""
+    asked = {
+        "--table-out": args.table_out is not None,
+        "--min-size": args.min_size is not None,
+        "--min-distance": args.min_distance is not None,
+        "--no-split": args.no_split,
+    }
+    if args.labels_out is None and any(asked.values()):
+        used = [name for name, given in asked.items() if given]
+        verb = "needs" if len(used) == 1 else "need"
+        raise ValueError(
+            f"{', '.join(used)} {verb} objects: add --labels-out OBJECTS.tif to split the segmentation into objects"
+        )
+    overrides = {"min_size": args.min_size, "min_distance": args.min_distance}
+    settings = dataclasses.replace(InstanceConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(settings, split=not args.no_split)
 
 
 def _demo(args: argparse.Namespace) -> None:
