@@ -9,8 +9,10 @@ change happens in the handlers below, on the main thread.
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import napari
@@ -23,6 +25,7 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
 from ..core.config import AUTO, Self2SegConfig, expert_kinds
+from ..core.measurements import measure_instances, table_csv
 from ..core.solver import single_class
 from ..sample_data import BOX_LAYER_NAME, MAX_WIDGET_CLASS, class_colour
 from .boxes import CLASS_FEATURE, BoxPrompts, Geometry, class_of, collect_boxes, plane_index, to_image_pixels
@@ -42,6 +45,7 @@ STOP_TIMEOUT_MS = 10_000
 
 
 isalive = cast("Callable[[object], bool]", compat.isalive)
+getsavefilename = cast("Callable[..., tuple[str, str]]", compat.getsavefilename)
 
 
 def wait_for_threads() -> None:
@@ -161,6 +165,11 @@ class Self2SegWidget(Container[Widget]):
         self.show_denoised.tooltip = (
             "Show the denoised image layer (between your image and the mask). Off: your image stays visible."
         )
+        self.save_table = PushButton(text="Save table…", enabled=False)
+        self.save_table.tooltip = (
+            "Save one row per object (class, area, centroid, bounding box, shape, mean and max brightness on the "
+            "image and on the denoised image) as a CSV file for a spreadsheet. Needs 'split into objects'."
+        )
         self.progress = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="Draw a box in the background (class 0) and in each object class, then press Run.")
         self.box_class_index = 1
@@ -174,6 +183,7 @@ class Self2SegWidget(Container[Widget]):
                 self.params,
                 self.run_button,
                 Container(widgets=[self.undo_lam, self.show_denoised], layout="horizontal", labels=False),
+                self.save_table,
                 self.progress,
                 self.status,
             ]
@@ -209,6 +219,7 @@ class Self2SegWidget(Container[Widget]):
         self.run_button.changed.connect(self.toggle_run)
         self.undo_lam.changed.connect(self.back_to_run_lambda)
         self.show_denoised.changed.connect(self.outputs.set_denoised_visible)
+        self.save_table.changed.connect(lambda: self.save_objects_table())
         self.params.lam.changed.connect(self._on_live_parameter)
         self.params.mu.changed.connect(self._on_live_parameter)
         self.image_layer.changed.connect(self._on_image_choice)
@@ -427,6 +438,7 @@ class Self2SegWidget(Container[Widget]):
                 seed=job.seed,
                 device=job.device,
                 keep_problem=True,  # λ changes re-solve the run's convex problem
+                instances=bool(self.params.instances.value),
             )
         except ValueError as error:
             self._report_error(str(error))
@@ -555,11 +567,9 @@ class Self2SegWidget(Container[Widget]):
             # (λ changes re-solve this run's stored state, which is the way out)
             self.outputs.restore(job.image, job.plane, job.backup, job.layout)
             self.result = job.previous[1]
+            self.save_table.enabled = False
         else:
-            meta = self._metadata(result.config, result.energies, result.device, job.seed)
-            self.outputs.write(
-                job.image, job.plane, meta, mask=result.labels, denoised=result.denoised, layout=job.layout
-            )
+            self._write_outputs(job, result)
         if result.degenerate:
             if job.mask_step == 0:
                 collapse = (
@@ -611,6 +621,7 @@ class Self2SegWidget(Container[Widget]):
         if job is not None and self.worker is not None and job.image in self.viewer.layers:
             self.outputs.restore(job.image, job.plane, job.backup, job.layout)  # a failed run replaces nothing
             self.run_result, self.result, self._result_job = job.previous
+            self.save_table.enabled = self._result_job is not None and self._result_job.table is not None
             message += " The previous mask and denoised image are kept."
             self._set_progress(self.progress.value / 100, "failed")
         self._report_error(message)
@@ -676,9 +687,64 @@ class Self2SegWidget(Container[Widget]):
         job = self._result_job
         if job is None:  # pragma: no cover - a re-solve always belongs to a finished run
             return
-        meta = self._metadata(result.config, result.energies, result.device, job.seed)
-        self.outputs.write(job.image, job.plane, meta, mask=result.labels, denoised=result.denoised, layout=job.layout)
+        self._write_outputs(job, result)
         self.result = result
+
+    def _write_outputs(self, job: RunRecord, result: SegmentationResult) -> None:
+        """Write a result's classes, denoised image and (if split) objects with their table into the layers."""
+        meta = self._metadata(result.config, result.energies, result.device, job.seed)
+        objects, table = None, None
+        if result.instances is not None:
+            objects = result.instances.labels
+            table = measure_instances(result.instances, job.data, result.denoised, channel_axis=job.layout.channel_axis)
+            job.table = table
+        else:
+            job.table = None
+        self.outputs.write(
+            job.image,
+            job.plane,
+            meta,
+            mask=result.labels,
+            denoised=result.denoised,
+            objects=objects,
+            features=table,
+            layout=job.layout,
+        )
+        self.save_table.enabled = table is not None
+        if result.instances is not None and result.instances.count == 0:
+            self._notify(
+                show_warning,
+                "No objects: the mask has no foreground (or only objects smaller than "
+                f"{result.config.instances.min_size} px). Lower λ or the smallest object size.",
+            )
+
+    def save_objects_table(self, path: str | os.PathLike[str] | None = None) -> Path | None:
+        """Write the table of the objects shown to a CSV file (asks where when ``path`` is None).
+
+        The file is written beside its target and renamed only when complete, so a failure never
+        leaves a half-written table; returns the path written, or None if nothing was saved.
+        """
+        job = self._result_job
+        table = job.table if job is not None else None
+        if table is None:
+            self._report_error("No objects to save: tick 'split into objects' and press Run first.")
+            return None
+        if path is None:
+            chosen, _ = getsavefilename(self.native, "Save the objects table", "objects.csv", "CSV (*.csv)")
+            if not chosen:
+                return None
+            path = chosen
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        try:
+            partial.write_text(table_csv(table))
+            partial.replace(target)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            self._report_error(f"Could not save the table to {str(target)!r}: {error.strerror or error}.")
+            return None
+        self.status.value = f"Saved {len(table['label'])} objects to {target}."
+        return target
 
     def _start_resegment(self) -> None:
         lam, self._next_lam = self._next_lam, None

@@ -26,6 +26,11 @@ def denoised_name(source: str) -> str:
     return f"{source} denoised (Self2Seg)"
 
 
+def objects_name(source: str) -> str:
+    """Name of the objects (instances) layer made from the image layer called ``source``."""
+    return f"{source} objects (Self2Seg)"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where a source layer keeps its channels, and so the shapes of its output layers.
@@ -71,6 +76,8 @@ class PlaneBackup:
 
     mask: np.ndarray | None
     denoised: np.ndarray | None
+    objects: np.ndarray | None = None
+    features: Any = None
 
 
 @dataclass
@@ -78,19 +85,23 @@ class _Pair:
     source: napari.layers.Image
     mask: napari.layers.Labels | None = None
     denoised: napari.layers.Image | None = None
+    objects: napari.layers.Labels | None = None
     contrast_set: bool = False
 
 
 class OutputLayers:
-    """The class labels (Labels) and denoised (Image) layers of every source image in one viewer.
+    """The class labels (Labels), denoised (Image) and objects (Labels) layers of every source image in one viewer.
 
     Each source image gets its own pair, named after it (``"<image> mask
     (Self2Seg)"``), with the source's full shape, scale and translate; for a
     stack, each run writes into one plane. The denoised layer sits right above
     its source and below the mask, starts hidden (the input stays visible; the
     dock's "show denoised" toggle or the layer's eye shows it), and holds NaN —
-    drawn transparent — on planes that were never run. Layers are found by
-    reference (users rename layers) and created again if the user deleted them.
+    drawn transparent — on planes that were never run. The objects layer
+    (int32, one number per object) is made only when objects are asked for;
+    its ``features`` hold the measurements of the plane written last, so napari
+    shows an object's values under the cursor. Layers are found by reference
+    (users rename layers) and created again if the user deleted them.
     """
 
     def __init__(self, viewer: napari.Viewer) -> None:
@@ -115,6 +126,11 @@ class OutputLayers:
     def denoised_layer(self, source: napari.layers.Image) -> napari.layers.Image | None:
         """Return the denoised layer of ``source``, if it exists in the viewer."""
         layer = self._pair(source).denoised
+        return layer if self._alive(layer) else None
+
+    def objects_layer(self, source: napari.layers.Image) -> napari.layers.Labels | None:
+        """Return the objects layer of ``source``, if it exists in the viewer."""
+        layer = self._pair(source).objects
         return layer if self._alive(layer) else None
 
     def set_denoised_visible(self, visible: bool) -> None:
@@ -154,6 +170,18 @@ class OutputLayers:
             self._place_above(pair.denoised if self._alive(pair.denoised) else source, pair.mask)
         return pair
 
+    def _ensure_objects(self, source: napari.layers.Image, layout: Layout) -> napari.layers.Labels:
+        pair = self._ensure(source, layout)
+        labels_shape = layout.labels_shape(tuple(source.data.shape))
+        if not self._alive(pair.objects) or pair.objects is None or tuple(pair.objects.data.shape) != labels_shape:
+            spatial = len(labels_shape)
+            geometry = {k: np.asarray(getattr(source, k))[-spatial:] for k in ("scale", "translate")}
+            pair.objects = self.viewer.add_labels(
+                np.zeros(labels_shape, dtype=np.int32), name=objects_name(source.name), opacity=0.5, **geometry
+            )
+            self._place_above(pair.mask if self._alive(pair.mask) else source, pair.objects)
+        return pair.objects
+
     def _place_above(self, anchor: Any, layer: Any) -> None:
         """Move a new output layer right above ``anchor``, so that box layers stay visible on top."""
         layers = self.viewer.layers
@@ -166,18 +194,24 @@ class OutputLayers:
     def backup(self, source: napari.layers.Image, plane: tuple[int, ...], layout: Layout = GREY) -> PlaneBackup:
         """Copy what the output layers of ``source`` hold on ``plane`` now."""
         index, denoised_index = (*plane, slice(None), slice(None)), layout.denoised_index(plane)
-        mask, denoised = self.mask_layer(source), self.denoised_layer(source)
+        mask, denoised, objects = self.mask_layer(source), self.denoised_layer(source), self.objects_layer(source)
         return PlaneBackup(
             mask=np.array(mask.data[index], copy=True) if mask is not None else None,
             denoised=np.array(denoised.data[denoised_index], copy=True) if denoised is not None else None,
+            objects=np.array(objects.data[index], copy=True) if objects is not None else None,
+            features=objects.features.copy() if objects is not None else None,
         )
 
     def restore(
         self, source: napari.layers.Image, plane: tuple[int, ...], backup: PlaneBackup, layout: Layout = GREY
     ) -> None:
-        """Put a :meth:`backup` back: both layers return to their state before the run, or neither changes."""
+        """Put a :meth:`backup` back: the layers return to their state before the run, or none changes."""
         index, denoised_index = (*plane, slice(None), slice(None)), layout.denoised_index(plane)
-        mask, denoised = self.mask_layer(source), self.denoised_layer(source)
+        mask, denoised, objects = self.mask_layer(source), self.denoised_layer(source), self.objects_layer(source)
+        if objects is not None:
+            objects.data[index] = backup.objects if backup.objects is not None else 0
+            objects.features = backup.features if backup.features is not None else {}
+            objects.refresh()
         if mask is not None:
             mask.data[index] = backup.mask if backup.mask is not None else 0
             mask.refresh()
@@ -193,9 +227,16 @@ class OutputLayers:
         *,
         mask: np.ndarray | None = None,
         denoised: np.ndarray | None = None,
+        objects: np.ndarray | None = None,
+        features: dict[str, np.ndarray] | None = None,
         layout: Layout = GREY,
     ) -> None:
-        """Write class labels and/or a denoised image into one plane of ``source``'s output layers."""
+        """Write class labels, a denoised image and/or objects into one plane of ``source``'s output layers.
+
+        ``objects`` (int32) come with their measurement table ``features`` (column → one value per
+        object, objects ``1..n`` in order); without ``objects``, an existing objects layer is cleared on
+        this plane, as its objects belonged to an earlier mask.
+        """
         pair = self._ensure(source, layout)
         index = (*plane, slice(None), slice(None))
         if mask is not None and pair.mask is not None:
@@ -209,6 +250,17 @@ class OutputLayers:
                 pair.denoised.contrast_limits = (float(np.min(denoised)), float(np.max(denoised)) + 1e-6)
                 pair.contrast_set = True
             pair.denoised.refresh()
+        if objects is not None:
+            layer = self._ensure_objects(source, layout)
+            layer.data[index] = objects
+            numbers = features["label"] if features else np.arange(1, int(objects.max()) + 1)
+            layer.features = {"index": numbers, **(features or {})}  # napari finds an object's row by "index"
+            layer.metadata["self2seg"] = metadata
+            layer.refresh()
+        elif mask is not None and (stale := self.objects_layer(source)) is not None:
+            stale.data[index] = 0
+            stale.features = {}
+            stale.refresh()
 
 
 def run_metadata(

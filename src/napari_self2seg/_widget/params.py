@@ -20,7 +20,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox, Widget
 
 from ..core import Self2SegConfig, preset
-from ..core.config import AUTO, DEFAULT_PRESET, EXPERT_KINDS, INIT_MODES, PRESETS, expert_kinds
+from ..core.config import AUTO, DEFAULT_PRESET, EXPERT_KINDS, INIT_MODES, PRESETS, InstanceConfig, expert_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,10 @@ TOOLTIPS = {
     "earlier, when the energy levels off.",
     "device": "Where to compute: auto picks a CUDA GPU, then Apple MPS, then the CPU. Only devices available "
     "here are listed.",
+    "instances": "Also split the mask into separate objects — one number per nucleus, touching ones cut "
+    "apart — shown as an 'objects' layer; hover over an object to see its size and brightness, and save the "
+    "table with 'Save table…'. Maths: distance-transform watershed of each class (docs/user-guide.md).",
+    "min_size": "Objects smaller than this many pixels are dropped (specks of noise). 0 keeps everything.",
     "seed": "Seed of the random choices (network start, training samples): the same seed gives the same result.",
 }
 """Widget tooltips: plain words first, the maths (with paper references) in the last sentence."""
@@ -197,6 +201,17 @@ class ParameterForm(Container[Widget]):
             value=0,
             tooltip=TOOLTIPS["seed"],
         )
+        self.instances = CheckBox(
+            name="instances", text="split into objects", value=False, tooltip=TOOLTIPS["instances"]
+        )
+        self.min_size = SpinBox(
+            name="min_size",
+            label="smallest object (px)",
+            min=0,
+            max=1_000_000,
+            value=defaults.instances.min_size,
+            tooltip=TOOLTIPS["min_size"],
+        )
         self.restore = PushButton(text="Restore defaults")
         super().__init__(
             widgets=[
@@ -213,6 +228,8 @@ class ParameterForm(Container[Widget]):
                 self.max_outer_iter,
                 self.device,
                 self.seed,
+                self.instances,
+                self.min_size,
                 self.restore,
             ],
             labels=True,
@@ -282,6 +299,7 @@ class ParameterForm(Container[Widget]):
             residual_filter=int(self.residual_filter.value) | 1,
             max_outer_iter=int(self.max_outer_iter.value),
             denoiser=dataclasses.replace(base.denoiser, learning_rate=float(self.learning_rate.value)),
+            instances=dataclasses.replace(InstanceConfig(), min_size=int(self.min_size.value)),
         )
 
     def save(self) -> None:

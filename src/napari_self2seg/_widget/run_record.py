@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..core import LiveParameters, SegmentationResult, Self2SegConfig
+    from ..core.measurements import Table
     from .boxes import Box
     from .layers import Layout
 
@@ -58,6 +59,8 @@ class RunRecord:
         Why the run is being stopped (set when an input layer is deleted).
     pending : LiveParameters or None
         λ/µ typed during the run, sent with the next snapshot.
+    table : dict of str to numpy.ndarray or None
+        The measurements of the objects shown (None when the mask was not split).
     """
 
     image: napari.layers.Image
@@ -79,3 +82,4 @@ class RunRecord:
     lam_shown: bool = False
     stop_reason: str | None = None
     pending: LiveParameters | None = None
+    table: Table | None = None
