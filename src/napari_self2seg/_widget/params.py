@@ -9,18 +9,34 @@ with the same words.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import platformdirs
 import torch
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox, Widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    Widget,
+)
 
 from ..core import Self2SegConfig, preset
-from ..core.config import AUTO, DEFAULT_PRESET, EXPERT_KINDS, INIT_MODES, PRESETS, InstanceConfig, expert_kinds
+from ..core.config import AUTO, DEFAULT_PRESET, EXPERT_KINDS, INIT_MODES, PRESETS, expert_kinds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from magicgui.widgets.bases import ValueWidget
 
 logger = logging.getLogger(__name__)
 
@@ -99,24 +115,87 @@ def settings_path() -> Path | None:
     return Path(custom) if custom else Path(platformdirs.user_config_dir("napari-self2seg")) / "settings.json"
 
 
+@dataclass(frozen=True)
+class ConfigField:
+    """A form field that shows one setting of :class:`Self2SegConfig`, found by its dotted path.
+
+    The form builds the widget from it, reads a preset's value into the widget and writes the widget's
+    value into the config, so a plain setting is described once, here.
+    """
+
+    path: str
+    """Dotted attribute path in the config, e.g. ``"denoiser.learning_rate"``."""
+    label: str
+    widget: Callable[..., ValueWidget[Any]]
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    decimals: int | None = None
+    convert: Callable[[Any], Any] = lambda value: value
+    """Turns the widget's value into the config's (e.g. an odd filter size)."""
+
+    @property
+    def name(self) -> str:
+        """Widget name and settings key: the last part of the path."""
+        return self.path.rsplit(".", 1)[-1]
+
+    def read(self, config: Self2SegConfig) -> Any:
+        """Return the setting's value in ``config``."""
+        return functools.reduce(getattr, self.path.split("."), config)
+
+    def write(self, config: Any, value: Any) -> Any:
+        """Return ``config`` with the setting replaced (nested dataclasses replaced on the way)."""
+        head, _, rest = self.path.partition(".")
+        if not rest:
+            return dataclasses.replace(config, **{head: self.convert(value)})
+        inner = dataclasses.replace(self, path=rest)
+        return dataclasses.replace(config, **{head: inner.write(getattr(config, head), value)})
+
+    def make(self, config: Self2SegConfig) -> ValueWidget[Any]:
+        """Create the widget, showing ``config``'s value."""
+        created = self.widget(
+            name=self.name, label=self.label, value=self.read(config), tooltip=TOOLTIPS[self.name], **self.options
+        )
+        if self.decimals is not None:
+            created.native.setDecimals(self.decimals)
+        return created
+
+
+CONFIG_FIELDS = (
+    ConfigField("init", "initialisation", ComboBox, {"choices": [m for m in INIT_MODES if m != "mask"]}),
+    ConfigField("mu", "µ (keep previous mask)", FloatSpinBox, {"min": 0.0, "max": 10.0, "step": 0.01}, 4, float),
+    ConfigField(
+        "residual_filter",
+        "residual filter",
+        SpinBox,
+        {"min": 1, "max": 15, "step": 2},
+        convert=lambda size: int(size) | 1,  # an even size typed in becomes the next odd one
+    ),
+    ConfigField(
+        "denoiser.learning_rate", "learning rate", FloatSpinBox, {"min": 1e-6, "max": 0.1, "step": 1e-4}, 6, float
+    ),
+    ConfigField("max_outer_iter", "max outer iterations", SpinBox, {"min": 1, "max": 100}, convert=int),
+    ConfigField("instances.min_size", "smallest object (px)", SpinBox, {"min": 0, "max": 1_000_000}, convert=int),
+)
+"""The plain settings of the form, in the order they appear among the others."""
+
+
 class ParameterForm(Container[Widget]):
-    """Widgets for every user-facing setting; ``to_config()`` builds the core config."""
+    """Widgets for every user-facing setting; ``to_config()`` builds the core config.
+
+    Plain settings come from :data:`CONFIG_FIELDS`; λ (a number or "auto"), the experts (one tuple
+    shown as a background and an object choice) and the settings of a run that are not in the config
+    (preset, device, seed, objects) have their own widgets.
+    """
 
     def __init__(self) -> None:
         defaults = preset()
+        self.config_widgets = {spec.name: spec.make(defaults) for spec in CONFIG_FIELDS}
+        plain = self.config_widgets
         self.preset = ComboBox(
             name="preset",
             label="preset",
             choices=list(PRESETS),
             value=DEFAULT_PRESET,
             tooltip=TOOLTIPS["preset"],
-        )
-        self.init = ComboBox(
-            name="init",
-            label="initialisation",
-            choices=[m for m in INIT_MODES if m != "mask"],
-            value=defaults.init,
-            tooltip=TOOLTIPS["init"],
         )
         self.lam = FloatSpinBox(
             name="lam",
@@ -131,16 +210,6 @@ class ParameterForm(Container[Widget]):
         self.lam_auto = CheckBox(
             name="lam_auto", text="choose λ from the image", value=defaults.lam == AUTO, tooltip=TOOLTIPS["lam_auto"]
         )
-        self.mu = FloatSpinBox(
-            name="mu",
-            label="µ (keep previous mask)",
-            min=0.0,
-            max=10.0,
-            step=0.01,
-            value=defaults.mu,
-            tooltip=TOOLTIPS["mu"],
-        )
-        self.mu.native.setDecimals(4)
         background, objects = expert_kinds(defaults, 2)
         self.background_expert = ComboBox(
             name="background_expert",
@@ -158,33 +227,6 @@ class ParameterForm(Container[Widget]):
         )
         self.constant_classes = LineEdit(
             name="constant_classes", label="constant classes", value="", tooltip=TOOLTIPS["constant_classes"]
-        )
-        self.residual_filter = SpinBox(
-            name="residual_filter",
-            label="residual filter",
-            min=1,
-            max=15,
-            step=2,
-            value=defaults.residual_filter,
-            tooltip=TOOLTIPS["residual_filter"],
-        )
-        self.learning_rate = FloatSpinBox(
-            name="learning_rate",
-            label="learning rate",
-            min=1e-6,
-            max=0.1,
-            step=1e-4,
-            value=defaults.denoiser.learning_rate,
-            tooltip=TOOLTIPS["learning_rate"],
-        )
-        self.learning_rate.native.setDecimals(6)
-        self.max_outer_iter = SpinBox(
-            name="max_outer_iter",
-            label="max outer iterations",
-            min=1,
-            max=100,
-            value=defaults.max_outer_iter,
-            tooltip=TOOLTIPS["max_outer_iter"],
         )
         self.device = ComboBox(
             name="device",
@@ -204,32 +246,24 @@ class ParameterForm(Container[Widget]):
         self.instances = CheckBox(
             name="instances", text="split into objects", value=False, tooltip=TOOLTIPS["instances"]
         )
-        self.min_size = SpinBox(
-            name="min_size",
-            label="smallest object (px)",
-            min=0,
-            max=1_000_000,
-            value=defaults.instances.min_size,
-            tooltip=TOOLTIPS["min_size"],
-        )
         self.restore = PushButton(text="Restore defaults")
         super().__init__(
             widgets=[
                 self.preset,
-                self.init,
+                plain["init"],
                 self.lam,
                 self.lam_auto,
-                self.mu,
+                plain["mu"],
                 self.background_expert,
                 self.object_expert,
                 self.constant_classes,
-                self.residual_filter,
-                self.learning_rate,
-                self.max_outer_iter,
+                plain["residual_filter"],
+                plain["learning_rate"],
+                plain["max_outer_iter"],
                 self.device,
                 self.seed,
                 self.instances,
-                self.min_size,
+                plain["min_size"],
                 self.restore,
             ],
             labels=True,
@@ -241,6 +275,11 @@ class ParameterForm(Container[Widget]):
         self.load()
         for widget in self._value_widgets():
             widget.changed.connect(self.save)
+
+    @property
+    def mu(self) -> FloatSpinBox:
+        """The µ field (the dock sends its changes to a running job)."""
+        return cast("FloatSpinBox", self.config_widgets["mu"])
 
     def _value_widgets(self) -> list[Any]:
         return [w for w in self if w is not self.restore]
@@ -275,32 +314,20 @@ class ParameterForm(Container[Widget]):
     def _apply_preset(self) -> None:
         cfg = preset(str(self.preset.value))
         lam = {"lam_auto": True} if cfg.lam == AUTO else {"lam": cfg.lam, "lam_auto": False}
-        self.set_values(
-            {
-                **lam,
-                "mu": cfg.mu,
-                "background_expert": expert_kinds(cfg, 2)[0],
-                "object_expert": expert_kinds(cfg, 2)[1],
-                "residual_filter": cfg.residual_filter,
-                "learning_rate": cfg.denoiser.learning_rate,
-                "max_outer_iter": cfg.max_outer_iter,
-            }
-        )
+        background, objects = expert_kinds(cfg, 2)
+        plain = {spec.name: spec.read(cfg) for spec in CONFIG_FIELDS if spec.name != "init"}  # init: the user's
+        self.set_values({**lam, **plain, "background_expert": background, "object_expert": objects})
 
     def to_config(self) -> Self2SegConfig:
         """Build the validated core configuration from the form."""
-        base = preset(str(self.preset.value))
-        return dataclasses.replace(
-            base,
-            init=self.init.value,
+        config = dataclasses.replace(
+            preset(str(self.preset.value)),
             lam=AUTO if self.lam_auto.value else float(self.lam.value),
-            mu=float(self.mu.value),
             experts=(self.background_expert.value, self.object_expert.value),
-            residual_filter=int(self.residual_filter.value) | 1,
-            max_outer_iter=int(self.max_outer_iter.value),
-            denoiser=dataclasses.replace(base.denoiser, learning_rate=float(self.learning_rate.value)),
-            instances=dataclasses.replace(InstanceConfig(), min_size=int(self.min_size.value)),
         )
+        for spec in CONFIG_FIELDS:
+            config = spec.write(config, self.config_widgets[spec.name].value)
+        return config
 
     def save(self) -> None:
         """Store the current values (silently skipped if the file cannot be written)."""
