@@ -599,9 +599,8 @@ class _Scheme:
         alt.regions = torch.from_numpy(label_regions(labels.cpu().numpy(), alt.classes)).to(self.device)
 
     def composite(self, outputs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-        """Each pixel's class expert output (paper §2.4), in the input's scale and layout."""
-        index = labels.long()[None, None].expand(1, *outputs.shape[1:])
-        return self.inputs.to_input_layout(torch.take_along_dim(outputs, index, dim=0)[0])
+        """Each pixel's class expert output (paper §2.4), in the input's scale and layout (as :func:`compose`)."""
+        return compose(self.inputs.to_input_layout(outputs), labels.cpu().numpy(), self.inputs.channel_axis)
 
     def result(self, alt: _Alternation, keep_problem: bool) -> SegmentationResult:
         """Build the final result: the kept segmentation, the last experts."""
