@@ -263,8 +263,12 @@ def evaluate(
     base: Self2SegConfig,
     log: Callable[[str], None],
     methods: tuple[str, ...] = METHODS,
+    only_lam: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Run the chosen methods on every crop and σ, over their λ grids; then apply both protocols."""
+    """Run the chosen methods on every crop and σ, over their λ grids; then apply both protocols.
+
+    ``only_lam`` replaces a method's grid by one λ (its oracle protocol then equals the fixed one).
+    """
     cache: dict[str, Any] = {}
     runs: dict[tuple[str, int, Lam, int], Record] = {}
 
@@ -280,6 +284,7 @@ def evaluate(
         log(f"{method}: {time.perf_counter() - started:.0f} s")
 
     grids: dict[str, tuple[Lam, ...]] = {m: GRIDS[m] for m in methods if m in GRIDS}
+    grids.update({m: (lam,) for m, lam in (only_lam or {}).items() if m in grids})
     for method, grid in grids.items():
         run_all(method, grid)
     select_sigma = 30 if 30 in sigmas else sigmas[0]
@@ -431,6 +436,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 crops, σ = 30, tiny networks: a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for results.md and the figure")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="run only these")
+    parser.add_argument(
+        "--only-lam",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("METHOD", "LAM"),
+        help="run METHOD at this one λ instead of its grid (e.g. the fixed λ of an earlier full run)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     if args.quick:
@@ -442,7 +455,10 @@ def main() -> None:
         )
     else:
         crops, sigmas, base = load_crops(16), SIGMAS, preset("fast")
-    result = evaluate(crops, sigmas, base, log=lambda m: print(m, flush=True), methods=tuple(args.methods))
+    only_lam = {method: float(lam) for method, lam in args.only_lam}
+    result = evaluate(
+        crops, sigmas, base, log=lambda m: print(m, flush=True), methods=tuple(args.methods), only_lam=only_lam
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     fig_sigma = 50 if 50 in sigmas else sigmas[-1]
     (args.out / "images").mkdir(parents=True, exist_ok=True)
@@ -455,6 +471,7 @@ def main() -> None:
     command = "python benchmarks/evaluate_dsb.py" + (" --quick" if args.quick else "")
     if tuple(args.methods) != METHODS:
         command += " --methods " + " ".join(args.methods)
+    command += "".join(f" --only-lam {method} {lam:g}" for method, lam in only_lam.items())
     (args.out / "results.md").write_text(
         markdown(result, sigmas, len(crops), command, time.perf_counter() - started, note)
     )

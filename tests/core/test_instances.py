@@ -101,6 +101,8 @@ def test_the_table_measures_each_object() -> None:
     assert len(text) == 1 + objects.count and text[0].split(",")[:3] == ["label", "class", "area"]
     with pytest.raises(ValueError, match="labels are"):
         measure_instances(objects, image[:, :10], channel_axis=0)
+    with pytest.raises(ValueError, match=r"instances=True"):
+        measure_instances(None, image, channel_axis=0)  # a result made without objects
 
 
 def test_a_run_with_instances_splits_touching_nuclei_and_follows_lambda() -> None:

@@ -29,7 +29,7 @@ def _channels_last(image: np.ndarray, channel_axis: int | None) -> np.ndarray:
 
 
 def measure_instances(
-    instances: Instances,
+    instances: Instances | None,
     image: np.ndarray,
     denoised: np.ndarray | None = None,
     *,
@@ -40,7 +40,8 @@ def measure_instances(
     Parameters
     ----------
     instances : Instances
-        The objects (``segment(..., instances=True).instances``).
+        The objects (``segment(..., instances=True).instances``); None (a result made
+        without ``instances=True``) is refused with a message saying so.
     image : np.ndarray
         The input image, in its own scale and layout.
     denoised : np.ndarray, optional
@@ -57,6 +58,8 @@ def measure_instances(
         input_intensity_max`` and, with ``denoised``, ``denoised_intensity_mean/max``;
         lengths and centroids in pixels, one row per object in label order.
     """
+    if instances is None:
+        raise ValueError("this result has no objects to measure: run segment(..., instances=True)")
     labels = instances.labels
     pictures = {"input": image} if denoised is None else {"input": image, "denoised": denoised}
     for name, picture in pictures.items():
