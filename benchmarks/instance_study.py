@@ -34,16 +34,14 @@ threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
 
 def masks_and_truths() -> tuple[dict[str, list[np.ndarray]], list[np.ndarray]]:
     """Return the masks to split by kind ("true", "tv σ=…") and the true instance labels, per crop."""
-    from evaluate_dsb import CROP, SHARED, normalised
+    from evaluate_dsb import SIGMAS, load_crops, normalised
 
-    truth = tifffile.imread(SHARED / "dsb2018_stardist_mask2d.tif")
-    noisy = np.load(SHARED / "dsb2018_img2d_noisy_seed0.npz")
-    windows = [(slice(y, y + CROP), slice(x, x + CROP)) for y in range(0, 512, CROP) for x in range(0, 512, CROP)]
-    masks: dict[str, list[np.ndarray]] = {"true": [truth[w] > 0 for w in windows]}
-    for sigma in (10, 30, 50):
-        tv = [denoise_tv(normalised(noisy[f"n{sigma}"][w]), weight=0.1) for w in windows]
+    crops = load_crops(16)
+    masks: dict[str, list[np.ndarray]] = {"true": [crop.truth for crop in crops]}
+    for sigma in SIGMAS:
+        tv = [denoise_tv(normalised(crop.noisy[sigma]), weight=0.1) for crop in crops]
         masks[f"tv σ={sigma}"] = [t > threshold_otsu(t) for t in tv]
-    return masks, [truth[w] for w in windows]
+    return masks, [crop.objects for crop in crops]
 
 
 def score(config: InstanceConfig, masks: list[np.ndarray], truths: list[np.ndarray]) -> float:

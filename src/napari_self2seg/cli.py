@@ -44,6 +44,7 @@ from .core.config import (
     Self2SegConfig,
     expert_kinds,
 )
+from .core.instances import no_objects_reason
 from .core.measurements import measure_instances, table_csv
 from .output_files import OutputFiles
 from .sample_data import load_noisy_nuclei
@@ -364,8 +365,7 @@ def _segment(args: argparse.Namespace) -> None:
         print(f"self2seg: warning: {result.stop_reason}", file=sys.stderr)
     if result.instances is not None and result.instances.count == 0:
         print(
-            "self2seg: warning: no objects: the segmentation has no foreground "
-            f"(or only objects under {config.instances.min_size} px); the labels image is empty. "
+            f"self2seg: warning: {no_objects_reason(config.instances)}; the labels image is empty. "
             "Lower λ or --min-size, or draw boxes on the objects",
             file=sys.stderr,
         )

@@ -25,8 +25,10 @@ from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 from .. import __version__
 from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
 from ..core.config import AUTO, Self2SegConfig, expert_kinds
+from ..core.instances import no_objects_reason
 from ..core.measurements import measure_instances, table_csv
 from ..core.solver import single_class
+from ..output_files import OutputFiles
 from ..sample_data import BOX_LAYER_NAME, MAX_WIDGET_CLASS, class_colour
 from .boxes import CLASS_FEATURE, BoxPrompts, Geometry, class_of, collect_boxes, plane_index, to_image_pixels
 from .layers import Layout, OutputLayers, run_metadata
@@ -697,9 +699,7 @@ class Self2SegWidget(Container[Widget]):
         if result.instances is not None:
             objects = result.instances.labels
             table = measure_instances(result.instances, job.data, result.denoised, channel_axis=job.layout.channel_axis)
-            job.table = table
-        else:
-            job.table = None
+        job.table = table
         self.outputs.write(
             job.image,
             job.plane,
@@ -714,15 +714,14 @@ class Self2SegWidget(Container[Widget]):
         if result.instances is not None and result.instances.count == 0:
             self._notify(
                 show_warning,
-                "No objects: the mask has no foreground (or only objects smaller than "
-                f"{result.config.instances.min_size} px). Lower λ or the smallest object size.",
+                f"{no_objects_reason(result.config.instances).capitalize()}. Lower λ or the smallest object size.",
             )
 
     def save_objects_table(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         """Write the table of the objects shown to a CSV file (asks where when ``path`` is None).
 
-        The file is written beside its target and renamed only when complete, so a failure never
-        leaves a half-written table; returns the path written, or None if nothing was saved.
+        Written through :class:`OutputFiles`, so a failure never leaves a half-written table;
+        returns the path written, or None if nothing was saved.
         """
         job = self._result_job
         table = job.table if job is not None else None
@@ -735,13 +734,12 @@ class Self2SegWidget(Container[Widget]):
                 return None
             path = chosen
         target = Path(path)
-        partial = target.with_name(target.name + ".part")
         try:
-            partial.write_text(table_csv(table))
-            partial.replace(target)
-        except OSError as error:
-            partial.unlink(missing_ok=True)
-            self._report_error(f"Could not save the table to {str(target)!r}: {error.strerror or error}.")
+            with OutputFiles({"the table": target}) as outputs:  # written all or nothing, as the CLI's outputs
+                outputs.write_text("the table", table_csv(table))
+        except (ValueError, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self._report_error(f"Could not save the table to {str(target)!r}: {reason}.")
             return None
         self.status.value = f"Saved {len(table['label'])} objects to {target}."
         return target

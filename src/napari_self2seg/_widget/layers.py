@@ -70,6 +70,15 @@ def labels_colormap() -> Any:
     return DirectLabelColormap(color_dict=colours)
 
 
+def _labels_geometry(source: napari.layers.Image, labels_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Return the scale and translate of a Labels layer over ``source``, spatial axes only.
+
+    A non-RGB multichannel layer has the channel axis in its scale too; the labels do not.
+    """
+    spatial = len(labels_shape)
+    return {k: np.asarray(getattr(source, k))[-spatial:] for k in ("scale", "translate")}
+
+
 @dataclass
 class PlaneBackup:
     """What the output layers held on one plane before a run, to put back if the run fails."""
@@ -157,15 +166,12 @@ class OutputLayers:
             self._place_above(source, pair.denoised)
         labels_shape = layout.labels_shape(full)
         if not self._alive(pair.mask) or pair.mask is None or tuple(pair.mask.data.shape) != labels_shape:
-            # a non-RGB multichannel layer has the channel axis in its scale too; the labels do not
-            spatial = len(labels_shape)
-            labels_geometry = {k: np.asarray(v)[-spatial:] for k, v in geometry.items()}
             pair.mask = self.viewer.add_labels(
                 np.zeros(labels_shape, dtype=np.uint8),
                 name=mask_name(source.name),
                 opacity=0.5,
                 colormap=labels_colormap(),
-                **labels_geometry,
+                **_labels_geometry(source, labels_shape),
             )
             self._place_above(pair.denoised if self._alive(pair.denoised) else source, pair.mask)
         return pair
@@ -174,10 +180,11 @@ class OutputLayers:
         pair = self._ensure(source, layout)
         labels_shape = layout.labels_shape(tuple(source.data.shape))
         if not self._alive(pair.objects) or pair.objects is None or tuple(pair.objects.data.shape) != labels_shape:
-            spatial = len(labels_shape)
-            geometry = {k: np.asarray(getattr(source, k))[-spatial:] for k in ("scale", "translate")}
             pair.objects = self.viewer.add_labels(
-                np.zeros(labels_shape, dtype=np.int32), name=objects_name(source.name), opacity=0.5, **geometry
+                np.zeros(labels_shape, dtype=np.int32),
+                name=objects_name(source.name),
+                opacity=0.5,
+                **_labels_geometry(source, labels_shape),
             )
             self._place_above(pair.mask if self._alive(pair.mask) else source, pair.objects)
         return pair.objects

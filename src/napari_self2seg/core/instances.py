@@ -147,6 +147,11 @@ def instances_of(labels: np.ndarray, config: InstanceConfig) -> Instances:
     return Instances(renumbered, np.asarray(class_of, dtype=np.uint8)[previous])
 
 
+def no_objects_reason(config: InstanceConfig) -> str:
+    """Say why a split found no object (the CLI and the widget add how to fix it in their own terms)."""
+    return f"no objects: the segmentation has no foreground (or only objects under {config.min_size} px)"
+
+
 def check_min_size(config: InstanceConfig, shape: tuple[int, ...]) -> None:
     """Raise ``ValueError`` if the minimum object size exceeds the image, which would remove everything."""
     pixels = int(np.prod(shape[-2:]))

@@ -61,16 +61,17 @@ def measure_instances(
     if instances is None:
         raise ValueError("this result has no objects to measure: run segment(..., instances=True)")
     labels = instances.labels
-    pictures = {"input": image} if denoised is None else {"input": image, "denoised": denoised}
+    given = {"input": image} if denoised is None else {"input": image, "denoised": denoised}
+    pictures = {name: _channels_last(picture, channel_axis) for name, picture in given.items()}
     for name, picture in pictures.items():
-        size = _channels_last(picture, channel_axis).shape[:2]
+        size = picture.shape[:2]
         if size != labels.shape:
             raise ValueError(f"the {name} image is {size[0]}×{size[1]} but the labels are {labels.shape}")
     geometry = dict(regionprops_table(labels, properties=SHAPE_PROPERTIES))
     numbers = geometry.pop("label")
     table: Table = {"label": numbers, "class": instances.classes[numbers - 1], **geometry}
     for name, picture in pictures.items():
-        values = regionprops_table(labels, _channels_last(picture, channel_axis), properties=INTENSITY_PROPERTIES)
+        values = regionprops_table(labels, picture, properties=INTENSITY_PROPERTIES)
         table.update({f"{name}_{column}": column_values for column, column_values in values.items()})
     return table
 
