@@ -14,8 +14,8 @@ FG, BG = [(8, 8, 16, 16)], [(0, 0, 4, 32)]
 @pytest.mark.parametrize(
     ("image", "match"),
     [
-        (np.zeros((3, 32, 32)), r"channel_axis=0.*Z or T, pass one plane"),
-        (np.zeros((40, 32, 32)), r"stack .*pass a single plane"),
+        (np.zeros((3, 32, 32)), r"channel_axis=0.*Z or T, use segment_stack"),
+        (np.zeros((40, 32, 32)), r"stack .*segment_stack runs every plane"),
         (np.zeros((32, 32, 3)), r"RGB\(A\) image.*pass channel_axis=-1"),
         (np.zeros(32), r"2-D \(Y, X\)"),
         (np.full((32, 32), np.nan), r"NaN or infinite.*nan_to_num"),

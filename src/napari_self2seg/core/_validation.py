@@ -92,7 +92,7 @@ def _channels_first(array: np.ndarray, channel_axis: int | None) -> np.ndarray:
     if moved.shape[0] > MAX_CHANNELS:
         raise ValueError(
             f"axis {channel_axis} has {moved.shape[0]} entries: more than {MAX_CHANNELS} channels is probably a "
-            "stack of planes (Z or T), not colours; segment one plane at a time, e.g. image[0], or pick the "
+            "stack of planes (Z or T), not colours; segment_stack runs every plane of a stack, or pick the "
             "right channel_axis"
         )
     return moved
@@ -103,11 +103,10 @@ def _axes_hint(shape: tuple[int, ...]) -> str:
     if len(shape) == 3 and shape[-1] in (3, 4):
         return "this looks like an RGB(A) image (Y, X, C): pass channel_axis=-1"
     if len(shape) == 3 and shape[0] <= MAX_CHANNELS:
-        return f"if axis 0 holds {shape[0]} channels, pass channel_axis=0; if it is Z or T, pass one plane, image[0]"
+        return f"if axis 0 holds {shape[0]} channels, pass channel_axis=0; if it is Z or T, use segment_stack"
     if len(shape) >= 3:
         lead = ", ".join("Z/T/C" for _ in shape[:-2])
-        zeros = ", ".join("0" for _ in shape[:-2])
-        return f"this looks like a stack ({lead}, Y, X): pass a single plane, e.g. image[{zeros}]"
+        return f"this looks like a stack ({lead}, Y, X): segment_stack runs every plane"
     return "pass a single 2-D plane"
 
 

@@ -6,8 +6,8 @@ runs it to the end; :func:`resegment` re-solves only the convex step for a new
 λ on the experts of a finished run.
 
 Inside, one alternation (:class:`_Alternation`) holds the current regions,
-memberships and experts; :meth:`_Scheme.train_experts` and
-:meth:`_Scheme.segment_step` each make one half of an outer iteration.
+memberships and experts; :meth:`Scheme.train_experts` and
+:meth:`Scheme.segment_step` each make one half of an outer iteration.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25
 """Longest time between two snapshots while an expert trains or the solver runs."""
+
+SETTLED_FRACTION = 0.005
+"""A warm-started plane of a stack ends once a segmentation step changes fewer than this fraction of its pixels.
+
+Its experts were trained on regions that the step then (almost) kept, so one
+more alternation would only train them again on the same regions.
+"""
 
 Boxes = Iterable[Sequence[float]] | None
 ClassBoxes = Mapping[int, Iterable[Sequence[float]]] | None
@@ -266,6 +273,24 @@ class _KeptSegmentation:
     step: int
 
 
+@dataclasses.dataclass(frozen=True)
+class WarmStart:
+    """What a finished run hands to the next plane of a stack: its experts and its segmentation.
+
+    The next plane starts from these experts (trained further, so their early
+    stopping ends sooner) and from these memberships and dual variable (the
+    primal–dual solver starts near its solution) instead of from its
+    initialisation.
+    """
+
+    kinds: tuple[ExpertKind, ...]
+    nets: tuple[Noise2FastNet | None, ...]
+    u: torch.Tensor
+    """``(K, H, W)`` memberships of the finished run's kept segmentation."""
+    p: torch.Tensor
+    """Its dual variable."""
+
+
 @dataclasses.dataclass
 class _Alternation:
     """State of the alternating scheme between two half-steps (Algorithm 1)."""
@@ -285,6 +310,8 @@ class _Alternation:
     outer: int = 0
     degenerate: bool = False
     stop_reason: str = ""
+    changed: float = 1.0
+    """Fraction of pixels whose class the last segmentation step changed."""
 
     @property
     def u(self) -> torch.Tensor:
@@ -378,9 +405,91 @@ def iterate(
     Single-Image Self-Supervised Joint Segmentation and Denoising",
     arXiv:2309.10511v2, 2024.
     """
+    return prepare_run(
+        image,
+        config,
+        boxes=boxes,
+        fg_boxes=fg_boxes,
+        bg_boxes=bg_boxes,
+        init_mask=init_mask,
+        channel_axis=channel_axis,
+        seed=seed,
+        device=device,
+        instances=instances,
+    ).run(keep_problem, instances)
+
+
+def prepare_run(
+    image: np.ndarray,
+    config: Self2SegConfig | None = None,
+    *,
+    boxes: ClassBoxes = None,
+    fg_boxes: Boxes = None,
+    bg_boxes: Boxes = None,
+    init_mask: np.ndarray | None = None,
+    channel_axis: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    instances: bool = False,
+) -> Scheme:
+    """Check the inputs of one run (the parameters of :func:`iterate`) and return the scheme that runs it.
+
+    Raises
+    ------
+    ValueError
+        On invalid images, boxes, masks, devices or settings.
+    """
+    cfg = _checked_config(config)
+    inputs = _checked_inputs(image, cfg, boxes, fg_boxes, bg_boxes, init_mask, channel_axis, instances)
+    torch_device = resolve_device(device)
+    return Scheme(inputs, cfg, check_seed(seed), torch_device)
+
+
+def check_run(
+    image: np.ndarray,
+    config: Self2SegConfig | None = None,
+    *,
+    boxes: ClassBoxes = None,
+    fg_boxes: Boxes = None,
+    bg_boxes: Boxes = None,
+    init_mask: np.ndarray | None = None,
+    channel_axis: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    instances: bool = False,
+) -> None:
+    """Check the inputs of one run as :func:`prepare_run` does, without preparing it (nothing moves to a device).
+
+    Raises
+    ------
+    ValueError
+        On invalid images, boxes, masks, devices or settings.
+    """
+    cfg = _checked_config(config)
+    _checked_inputs(image, cfg, boxes, fg_boxes, bg_boxes, init_mask, channel_axis, instances)
+    resolve_device(device)
+    check_seed(seed)
+
+
+def _checked_config(config: Self2SegConfig | None) -> Self2SegConfig:
+    """Return ``config``, or the default preset for None; refuse anything else."""
     cfg = config if config is not None else preset()
     if not isinstance(cfg, Self2SegConfig):
         raise ValueError(f"config must be a Self2SegConfig (e.g. preset('fast')), got {type(cfg).__name__}")
+    return cfg
+
+
+def _checked_inputs(
+    image: np.ndarray,
+    cfg: Self2SegConfig,
+    boxes: ClassBoxes,
+    fg_boxes: Boxes,
+    bg_boxes: Boxes,
+    init_mask: np.ndarray | None,
+    channel_axis: int | None,
+    instances: bool,
+) -> _Inputs:
+    """Validate and normalise the image, boxes and initial mask of one run."""
     values = check_image(image, channel_axis)
     shape = (int(values.shape[1]), int(values.shape[2]))
     if boxes is not None and (fg_boxes is not None or bg_boxes is not None):
@@ -407,12 +516,10 @@ def iterate(
         expert_kinds(cfg, regions.shape[0])  # fails now if the experts do not fit the classes
     if instances:
         check_min_size(cfg.instances, shape)
-    inputs = _Inputs(normalised, ranges, channel_axis, regions, from_boxes=cfg.init == "boxes")
-    torch_device = resolve_device(device)
-    return _Scheme(inputs, cfg, check_seed(seed), torch_device).run(keep_problem, instances)
+    return _Inputs(normalised, ranges, channel_axis, regions, from_boxes=cfg.init == "boxes")
 
 
-class _Scheme:
+class Scheme:
     """One run of the alternating scheme on validated inputs: the experts' side and the segmentation side."""
 
     def __init__(self, inputs: _Inputs, config: Self2SegConfig, seed: int, device: torch.device) -> None:
@@ -423,6 +530,8 @@ class _Scheme:
         self.generator = torch.Generator().manual_seed(seed)
         classes = None if inputs.regions is None else inputs.regions.shape[0]
         self.run_ = _Run(config, classes, (inputs.image.shape[1], inputs.image.shape[2]))
+        self.handover: WarmStart | None = None
+        """Set when the run ends: what warm-starts the next plane of a stack."""
 
     @property
     def config(self) -> Self2SegConfig:
@@ -430,6 +539,7 @@ class _Scheme:
         return self.run_.config
 
     def new_net(self) -> Noise2FastNet:
+        """Return a freshly initialised expert network on the run's device (seeded by the run's generator)."""
         den = self.config.denoiser
         net = Noise2FastNet(den.width, den.n_blocks, channels=self.f.shape[0], generator=self.generator)
         return net.to(self.device)
@@ -464,6 +574,7 @@ class _Scheme:
         return blind_prediction(net, self.f, output) if self.config.residual == "blind" else output
 
     def residual(self, prediction: torch.Tensor) -> torch.Tensor:
+        """Return the region residual ``(f - prediction)²`` summed over channels (eq. 5), filtered if asked."""
         return squared_residual(self.f, prediction, self.config.residual_filter)
 
     def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
@@ -471,9 +582,9 @@ class _Scheme:
         weight = alt.regions[k].to(self.f.dtype) if alt.outer == 0 else alt.u[k]
         return weighted_mean(self.f, weight).expand_as(self.f)
 
-    def run(self, keep_problem: bool, instances: bool) -> StateStream:
-        """Run the alternation: the generator behind :func:`iterate`."""
-        alt = yield from self.initialise()
+    def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
+        """Run the alternation: the generator behind :func:`iterate`; ``warm`` replaces the initialisation."""
+        alt = yield from (self.initialise() if warm is None else self.warm_initialise(warm))
         while True:
             yield from self.train_experts(alt)
             if _decrease_stalled(self.run_.energies, self.config.stop_ratio):
@@ -485,10 +596,17 @@ class _Scheme:
             yield from self.segment_step(alt)
             if alt.degenerate:
                 break
+            if warm is not None and alt.changed < SETTLED_FRACTION:
+                alt.stop_reason = (
+                    f"started from the previous plane and settled: the segmentation changed {alt.changed:.2%} "
+                    f"of the pixels (< {SETTLED_FRACTION:.1%})"
+                )
+                break
         result = self.result(alt, keep_problem)
         if instances:
             result = with_instances(result)
         logger.info("done after %d segmentation steps: %s", alt.outer, alt.stop_reason)
+        self.handover = WarmStart(kinds=tuple(alt.kinds), nets=tuple(alt.nets), u=alt.u, p=alt.solver.p)
         yield self.run_.snapshot(Phase.DONE, alt.outer, f"done: {alt.stop_reason}", result=result)
 
     def initialise(self) -> Generator[SolverState, LiveParameters | None, _Alternation]:
@@ -518,6 +636,40 @@ class _Scheme:
         kept = _KeptSegmentation(u=u.clone(), p=solver.p.clone(), residuals=None, step=0)
         boxes = regions if inputs.from_boxes else None  # never written: the regions are rebound, not changed
         return _Alternation(regions=regions, boxes=boxes, kinds=kinds, nets=nets, solver=solver, kept=kept)
+
+    def warm_initialise(self, warm: WarmStart) -> Generator[SolverState, LiveParameters | None, _Alternation]:
+        """Start from the previous plane: its experts, memberships and dual variable (no initialisation step).
+
+        The experts first train on the previous plane's classes, with this
+        plane's boxes painted over them; the boxes also guard against a
+        collapse as in a cold start.
+        """
+        run, inputs = self.run_, self.inputs
+        classes = int(warm.u.shape[0])
+        if inputs.regions is not None and inputs.regions.shape[0] != classes:
+            raise ValueError(
+                f"this plane's prompts give {inputs.regions.shape[0]} classes but the plane before had {classes}; "
+                "give every plane boxes for the same classes"
+            )
+        run.expert_times = [0.0] * classes
+        u = warm.u.to(self.device).clone()
+        labels = labels_of(u)
+        boxes = (
+            torch.from_numpy(inputs.regions).to(self.device)
+            if inputs.from_boxes and inputs.regions is not None
+            else None
+        )
+        if boxes is not None:
+            for k in range(classes):
+                labels[boxes[k]] = k
+        regions = torch.from_numpy(label_regions(labels.cpu().numpy(), classes)).to(self.device)
+        run.labels, run.relaxed = _frozen(labels_of(u)), _frozen(u)
+        run.receive((yield run.snapshot(Phase.INIT, 0, "started from the previous plane")))
+        solver = PrimalDualState(u=u, p=warm.p.to(self.device).clone())
+        kept = _KeptSegmentation(u=u.clone(), p=solver.p.clone(), residuals=None, step=0)
+        return _Alternation(
+            regions=regions, boxes=boxes, kinds=list(warm.kinds), nets=list(warm.nets), solver=solver, kept=kept
+        )
 
     def train_experts(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
         """Expert step: ``W^{k+1} = argmin_W E(u^k, W)``, one Noise2Fast or constant per class (eqs. 11–12)."""
@@ -562,6 +714,7 @@ class _Scheme:
         if alt.residuals is None or alt.outputs is None:  # pragma: no cover - train_experts always runs first
             raise RuntimeError("segmentation step before the experts were trained")
         alt.outer += 1
+        previous_labels = labels_of(alt.u)
         t0 = time.perf_counter()
         lam, mu = run.lam, run.config.mu
         reference = alt.u.clone() if mu > 0 else None
@@ -592,6 +745,7 @@ class _Scheme:
                 u=alt.u.clone(), p=alt.solver.p.clone(), residuals=alt.residuals, step=alt.outer
             )
         labels = labels_of(alt.u)
+        alt.changed = float((labels != previous_labels).float().mean())
         run.labels, run.relaxed, run.labels_step = _frozen(labels), _frozen(alt.u), alt.kept.step
         run.denoised = self.composite(alt.outputs, labels)
         message = f"segmentation {alt.outer} done" if not alt.degenerate else f"segmentation {alt.outer} collapsed"
