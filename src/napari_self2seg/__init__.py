@@ -29,8 +29,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
+# after __version__: the batch records name the package version
+from .batch_jobs import BatchSettings, JobOutcome
+from .batch_run import batch
+
 __all__ = [
+    "BatchSettings",
     "DenoiserConfig",
+    "JobOutcome",
     "LiveParameters",
     "Phase",
     "PlaneState",
@@ -40,6 +46,7 @@ __all__ = [
     "SolverState",
     "StackResult",
     "__version__",
+    "batch",
     "iterate",
     "iterate_stack",
     "preset",

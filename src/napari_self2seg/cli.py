@@ -1,10 +1,12 @@
-r"""``self2seg`` command line: segment one image file headless.
+r"""``self2seg`` command line: segment one image, or many images, stacks and folders, headless.
 
-Example::
+Examples::
 
     self2seg segment cells.tif --box 1 10 10 40 40 --box 0 0 0 8 128 \\
         --mask-out classes.tif --denoised-out denoised.tif --json-out run.json \\
         --labels-out objects.tif --table-out objects.csv
+
+    self2seg batch data/ more/*.tif --box 1 10 10 40 40 --box 0 0 0 8 128 --out results/
 
 ``--box CLASS Y0 X0 Y1 X1`` gives a box of class CLASS (0 is the background);
 ``--fg-box`` and ``--bg-box`` are the two-class shorthands for ``--box 1`` and
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import logging
 import sys
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
-import tifffile
 
 from . import __version__
 from .core import Phase, SegmentationResult, SolverState, dice, iterate, preset
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from .core.config import InitMode
+from .batch_jobs import BatchSettings
+from .batch_run import batch
 from .core._validation import MAX_CLASS_INDEX
 from .core.config import (
     AUTO,
@@ -42,63 +44,22 @@ from .core.config import (
     ExpertKind,
     InstanceConfig,
     Self2SegConfig,
+    config_from_dict,
     expert_kinds,
 )
 from .core.instances import no_objects_reason
 from .core.measurements import measure_instances, table_csv
+from .image_files import read_image
 from .output_files import OutputFiles
+from .provenance import result_record
 from .sample_data import load_noisy_nuclei
 
 logger = logging.getLogger("napari_self2seg")
 
+Box = tuple[float, float, float, float]
+
 DSB_LAMBDA = 0.01
 """λ of the demo on the bundled σ = 30 nuclei crop."""
-
-
-def read_image(path: Path) -> tuple[np.ndarray, int | None]:
-    """Read a TIFF, PNG or JPEG file into an array and say where its colour channels are.
-
-    A PNG/JPEG in colour is read as RGB channels (channel axis -1; an alpha
-    channel is dropped, as it holds transparency, not signal). A TIFF has no
-    agreed axis order: its channels are read as such only where the caller
-    names the channel axis.
-
-    Raises
-    ------
-    ValueError
-        With one line that says what is wrong with the file: missing, a
-        folder, empty, damaged or not an image.
-    """
-    if path.is_dir():
-        raise ValueError(f"{str(path)!r} is a folder, not an image file; give the path of one image")
-    if not path.is_file():
-        raise ValueError(f"image file {str(path)!r} does not exist")
-    if path.stat().st_size == 0:
-        raise ValueError(f"image file {str(path)!r} is empty (0 bytes)")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            array = np.asarray(tifffile.imread(path))
-        else:
-            from PIL import Image  # lazy: only the CLI needs it
-
-            with Image.open(io.BytesIO(path.read_bytes())) as picture:  # no file handle left open on failure
-                if picture.mode in ("P", "PA", "CMYK", "RGBA"):  # palette/CMYK: their colours, not indices
-                    array = np.asarray(picture.convert("RGB"))
-                elif picture.mode == "LA":
-                    array = np.asarray(picture.convert("L"))
-                else:
-                    array = np.asarray(picture)
-                colour = array.ndim == 3
-    except Exception as error:  # readers raise many kinds; all mean "not readable"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"could not read {str(path)!r} as an image: the file is damaged or not a TIFF/PNG/JPEG ({first[:200]})"
-        ) from error
-    if array.size == 0 or array.ndim < 2:
-        raise ValueError(f"{str(path)!r} holds no image pixels (read shape {array.shape}); the file may be damaged")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return array, None
-    return array, -1 if colour else None
 
 
 def _lam_argument(text: str) -> float | Literal["auto"]:
@@ -142,6 +103,71 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     seg = sub.add_parser("segment", help="segment one 2-D image (TIFF, PNG or JPEG; grey or colour)")
     seg.add_argument("image", type=Path, help="input image: 2-D grey, RGB PNG/JPEG, or a TIFF with --channel-axis")
+    _add_run_options(seg)
+    seg.add_argument(
+        "--mask-out", type=Path, required=True, help="output TIFF of class indices (uint8; 0 = background)"
+    )
+    seg.add_argument("--denoised-out", type=Path, default=None, help="output denoised TIFF (float32)")
+    seg.add_argument("--json-out", type=Path, default=None, help="JSON file with parameters, energies, timings")
+    seg.add_argument(
+        "--labels-out",
+        type=Path,
+        default=None,
+        help="output TIFF of objects (int32; 0 = none, 1, 2, … one number per object in raster order): "
+        "every class except the background split into objects",
+    )
+    seg.add_argument(
+        "--table-out",
+        type=Path,
+        default=None,
+        help="output CSV with one row per object of --labels-out (class, area, centroid, bounding box, "
+        "eccentricity, solidity, mean/max intensity on the input and the denoised image)",
+    )
+    _add_object_options(seg)
+    bat = sub.add_parser(
+        "batch",
+        help="segment many images, stacks and folders (on this machine or a dask cluster)",
+        description="Segment every image named by files, folders and glob patterns; a stack (Z/T planes) runs its "
+        "planes in order, each started from the one before. Writes OUT/NAME_mask.tif, OUT/NAME_denoised.tif, "
+        "OUT/NAME.json (provenance) and OUT/summary.csv; inputs already done with the same file and settings "
+        "are skipped. Exit code 1 if any input failed.",
+    )
+    bat.add_argument("inputs", nargs="+", help="image files (TIFF/OME-TIFF, PNG, JPEG), folders or glob patterns")
+    bat.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    _add_run_options(bat)
+    bat.add_argument(
+        "--objects", action="store_true", help="also write OUT/NAME_labels.tif (objects) and OUT/NAME_table.csv"
+    )
+    _add_object_options(bat)
+    bat.add_argument("--overwrite", action="store_true", help="run inputs again even where their record says done")
+    bat.add_argument(
+        "--no-warm-start",
+        action="store_true",
+        help="run every plane of a stack on its own (slower); planes start from the one before only with boxes",
+    )
+    bat.add_argument(
+        "--workers", type=int, default=None, help="worker processes on this machine (default: one per two cores)"
+    )
+    bat.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
+    bat.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="submit to a running dask scheduler (tcp://host:8786) instead of starting workers here",
+    )
+    demo = sub.add_parser("demo", help="segment the bundled noisy nuclei sample and write the results")
+    demo.add_argument("--out", type=Path, default=Path("self2seg-demo"), help="output folder (default: self2seg-demo)")
+    demo.add_argument(
+        "--preset", default=DEFAULT_PRESET, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})"
+    )
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    demo.add_argument("--gui", action="store_true", help="afterwards open napari with the result (needs a display)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    return parser
+
+
+def _add_run_options(seg: argparse.ArgumentParser) -> None:
+    """Add the options of a run that ``segment`` and ``batch`` share."""
     seg.add_argument(
         "--box",
         nargs=5,
@@ -172,9 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="initialisation (default: boxes if boxes are given, else denoise-threshold)",
     )
-    seg.add_argument(
-        "--preset", default=DEFAULT_PRESET, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})"
-    )
+    seg.add_argument("--preset", default=None, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})")
     seg.add_argument(
         "--lam",
         type=_lam_argument,
@@ -210,24 +234,18 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     seg.add_argument(
-        "--mask-out", type=Path, required=True, help="output TIFF of class indices (uint8; 0 = background)"
-    )
-    seg.add_argument("--denoised-out", type=Path, default=None, help="output denoised TIFF (float32)")
-    seg.add_argument("--json-out", type=Path, default=None, help="JSON file with parameters, energies, timings")
-    seg.add_argument(
-        "--labels-out",
+        "--config",
         type=Path,
         default=None,
-        help="output TIFF of objects (int32; 0 = none, 1, 2, … one number per object in raster order): "
-        "every class except the background split into objects",
+        metavar="JSON",
+        help="settings from a JSON file: a run's record (its config) or a config written by dataclasses.asdict; "
+        "options given here override it",
     )
-    seg.add_argument(
-        "--table-out",
-        type=Path,
-        default=None,
-        help="output CSV with one row per object of --labels-out (class, area, centroid, bounding box, "
-        "eccentricity, solidity, mean/max intensity on the input and the denoised image)",
-    )
+    seg.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+
+
+def _add_object_options(seg: argparse.ArgumentParser) -> None:
+    """Add the options of the object splitting."""
     default_split = InstanceConfig()
     seg.add_argument(
         "--min-size",
@@ -243,39 +261,6 @@ def _parser() -> argparse.ArgumentParser:
         f"(about the smallest radius; default: {default_split.min_distance})",
     )
     seg.add_argument("--no-split", action="store_true", help="objects = connected regions (touching ones not split)")
-    seg.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
-    demo = sub.add_parser("demo", help="segment the bundled noisy nuclei sample and write the results")
-    demo.add_argument("--out", type=Path, default=Path("self2seg-demo"), help="output folder (default: self2seg-demo)")
-    demo.add_argument(
-        "--preset", default=DEFAULT_PRESET, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})"
-    )
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    demo.add_argument("--gui", action="store_true", help="afterwards open napari with the result (needs a display)")
-    demo.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
-    return parser
-
-
-def _run_record(result: SegmentationResult, image: Path) -> dict[str, object]:
-    """Collect what the JSON file holds: enough to reproduce and judge the run."""
-    return {
-        "version": __version__,
-        "image": str(image),
-        "seed": result.seed,
-        "device": result.device,
-        "config": dataclasses.asdict(result.config),
-        "energies": list(result.energies),
-        "timings_s": result.timings.as_dict(),
-        "outer_iterations": result.outer_iterations,
-        "stop_reason": result.stop_reason,
-        "degenerate": result.degenerate,
-        "lam": result.lam,
-        "automatic_lam": result.automatic_lam,
-        "classes": result.classes,
-        "channel_axis": result.channel_axis,
-        "class_fractions": np.bincount(result.labels.ravel(), minlength=result.classes).tolist(),
-        "foreground_fraction": float(result.mask.mean()),
-        "objects": None if result.instances is None else result.instances.count,
-    }
 
 
 def _consume(stream: Iterator[SolverState], quiet: bool) -> SegmentationResult:
@@ -297,9 +282,9 @@ def _consume(stream: Iterator[SolverState], quiet: bool) -> SegmentationResult:
     return result
 
 
-def _class_boxes(args: argparse.Namespace) -> dict[int, list[tuple[float, float, float, float]]]:
+def _class_boxes(args: argparse.Namespace) -> dict[int, list[Box]]:
     """Collect ``--box``, ``--fg-box`` and ``--bg-box`` into boxes per class."""
-    boxes: dict[int, list[tuple[float, float, float, float]]] = {}
+    boxes: dict[int, list[Box]] = {}
     for values in args.box:
         index, box = _box_argument(values)
         boxes.setdefault(index, []).append(box)
@@ -322,10 +307,20 @@ def _experts(config: Self2SegConfig, classes: int, constant_classes: Sequence[in
     return tuple(kinds)
 
 
-def _segment(args: argparse.Namespace) -> None:
-    config = preset(args.preset)
-    boxes = _class_boxes(args)
-    init = cast("InitMode", args.init or ("boxes" if boxes else "denoise-threshold"))
+def _run_config(args: argparse.Namespace, boxes: dict[int, list[Box]], objects: str | None) -> Self2SegConfig:
+    """Build a run's settings: ``--preset`` or ``--config``, then every option given.
+
+    ``objects`` names the option that asks for objects (None: not asked); the
+    object options are refused without it.
+    """
+    if args.config is not None:
+        if args.preset is not None:
+            raise ValueError("give either --preset or --config (a JSON file of settings), not both")
+        config = _config_file(args.config)
+        init = cast("InitMode", args.init or config.init)
+    else:
+        config = preset(args.preset or DEFAULT_PRESET)
+        init = cast("InitMode", args.init or ("boxes" if boxes else "denoise-threshold"))
     overrides = {
         "lam": args.lam,
         "mu": args.mu,
@@ -338,7 +333,31 @@ def _segment(args: argparse.Namespace) -> None:
     if args.constant_classes:
         classes = max(boxes, default=0) + 1 if init == "boxes" else config.classes
         config = dataclasses.replace(config, experts=_experts(config, max(classes, 2), args.constant_classes))
-    config = dataclasses.replace(config, instances=_instance_settings(args))
+    return dataclasses.replace(config, instances=_instance_settings(args, config.instances, objects))
+
+
+def _config_file(path: Path) -> Self2SegConfig:
+    """Read settings from a JSON file: a run's record (``config`` or ``parameters.config``) or a bare config."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"could not read the settings file {str(path)!r} ({error}); give a JSON file") from None
+    if isinstance(values, dict) and isinstance(values.get("parameters"), dict):
+        values = values["parameters"].get("config", values)
+    elif isinstance(values, dict) and isinstance(values.get("config"), dict):
+        values = values["config"]
+    if not isinstance(values, dict):
+        raise ValueError(f"the settings file {str(path)!r} holds no settings (expected a JSON object)")
+    return config_from_dict(values)
+
+
+def _segment(args: argparse.Namespace) -> None:
+    boxes = _class_boxes(args)
+    config = _run_config(args, boxes, "--labels-out" if args.labels_out is not None else None)
+    if args.table_out is not None and args.labels_out is None:
+        raise ValueError(
+            "--table-out needs objects: add --labels-out OBJECTS.tif to split the segmentation into objects"
+        )
     image, colour_axis = read_image(args.image)
     channel_axis = args.channel_axis if args.channel_axis is not None else colour_axis
     instances = args.labels_out is not None
@@ -356,7 +375,9 @@ def _segment(args: argparse.Namespace) -> None:
         result = _consume(stream, args.quiet)
         outputs.write_tiff("--mask-out", result.labels)
         outputs.write_tiff("--denoised-out", result.denoised.astype(np.float32))
-        outputs.write_text("--json-out", json.dumps(_run_record(result, args.image), indent=2, allow_nan=False))
+        outputs.write_text(
+            "--json-out", json.dumps({"image": str(args.image), **result_record(result)}, indent=2, allow_nan=False)
+        )
         if result.instances is not None:
             outputs.write_tiff("--labels-out", result.instances.labels)
             table = measure_instances(result.instances, image, result.denoised, channel_axis=channel_axis)
@@ -371,23 +392,53 @@ def _segment(args: argparse.Namespace) -> None:
         )
 
 
-def _instance_settings(args: argparse.Namespace) -> InstanceConfig:
-    """Return the object splitting settings; refuse object options without ``--labels-out``."""
+def _batch(args: argparse.Namespace) -> int:
+    """Run ``self2seg batch``; returns 1 if any input failed."""
+    boxes = _class_boxes(args)
+    config = _run_config(args, boxes, "--objects" if args.objects else None)
+    settings = BatchSettings(
+        config=config,
+        boxes={k: tuple(v) for k, v in boxes.items()},
+        channel_axis=args.channel_axis,
+        seed=args.seed,
+        device=args.device,
+        objects=args.objects,
+        warm_start=False if args.no_warm_start else None,
+        overwrite=args.overwrite,
+    )
+    outcomes = batch(
+        args.inputs,
+        args.out,
+        settings,
+        workers=args.workers,
+        threads=args.threads,
+        scheduler=args.scheduler,
+        quiet=args.quiet,
+    )
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("ok", "skipped", "failed")}
+    print(
+        f"self2seg batch: {counts['ok']} done, {counts['skipped']} skipped (done before), {counts['failed']} failed; "
+        f"summary in {args.out / 'summary.csv'}",
+        file=sys.stderr,
+    )
+    return 1 if counts["failed"] else 0
+
+
+def _instance_settings(args: argparse.Namespace, base: InstanceConfig, objects: str | None) -> InstanceConfig:
+    """Return the object splitting settings; refuse object options when no objects are asked for."""
     asked = {
-        "--table-out": args.table_out is not None,
         "--min-size": args.min_size is not None,
         "--min-distance": args.min_distance is not None,
         "--no-split": args.no_split,
     }
-    if args.labels_out is None and any(asked.values()):
+    if objects is None and any(asked.values()):
         used = [name for name, given in asked.items() if given]
         verb = "needs" if len(used) == 1 else "need"
-        raise ValueError(
-            f"{', '.join(used)} {verb} objects: add --labels-out OBJECTS.tif to split the segmentation into objects"
-        )
+        how = "add --labels-out OBJECTS.tif" if args.command == "segment" else "add --objects"
+        raise ValueError(f"{', '.join(used)} {verb} objects: {how} to split the segmentation into objects")
     overrides = {"min_size": args.min_size, "min_distance": args.min_distance}
-    settings = dataclasses.replace(InstanceConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    return dataclasses.replace(settings, split=not args.no_split)
+    settings = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(settings, split=False) if args.no_split else settings
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -407,7 +458,7 @@ def _demo(args: argparse.Namespace) -> None:
         result = _consume(iterate(image, config, device=args.device), args.quiet)
         outputs.write_tiff("mask", result.labels)
         outputs.write_tiff("denoised", result.denoised)
-        outputs.write_text("record", json.dumps(_run_record(result, Path("<bundled noisy nuclei>")), indent=2))
+        outputs.write_text("record", json.dumps({"image": "<bundled noisy nuclei>", **result_record(result)}, indent=2))
     print(
         f"Dice against the ground truth: {dice(result.mask, labels > 0):.3f} "
         f"({result.outer_iterations} segmentation steps, {result.timings.total:.1f} s on {result.device}); "
@@ -427,11 +478,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             _demo(args)
+        elif args.command == "batch":
+            return _batch(args)
         else:
             _segment(args)
     except (ValueError, OSError) as error:
         print(f"self2seg: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("self2seg: interrupted; every output written so far is complete (nothing half-written)", file=sys.stderr)
+        return 130
     except RuntimeError as error:  # torch's failures (out of memory, device errors)
         logger.debug("the run failed", exc_info=True)
         failure = f"{type(error).__name__}: {error}"

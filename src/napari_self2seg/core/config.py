@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 InitMode = Literal["boxes", "threshold", "denoise-threshold", "mask"]
 ResidualMode = Literal["full", "blind"]
@@ -371,6 +372,51 @@ class Self2SegConfig:
             0.0 <= self.stop_ratio < 1.0,
             f"stop_ratio must be in [0, 1), got {self.stop_ratio}",
         )
+
+
+def config_from_dict(values: Mapping[str, Any]) -> Self2SegConfig:
+    """Rebuild a :class:`Self2SegConfig` from ``dataclasses.asdict(config)`` (e.g. read back from a run's JSON).
+
+    Missing fields keep their defaults; every value is checked as in the
+    constructor.
+
+    Raises
+    ------
+    ValueError
+        On an unknown field name (it names the known ones) or an invalid value.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> config = preset("fast")
+    >>> config_from_dict(dataclasses.asdict(config)) == config
+    True
+    """
+    nested: dict[str, type[DenoiserConfig | PrimalDualConfig | InstanceConfig]] = {
+        "denoiser": DenoiserConfig,
+        "solver": PrimalDualConfig,
+        "instances": InstanceConfig,
+    }
+
+    def build(kind: type[Any], given: object, where: str) -> Any:
+        if not isinstance(given, Mapping):
+            raise ValueError(f"{where} must be a mapping of setting names to values, got {type(given).__name__}")
+        known = {f.name for f in fields(kind)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ValueError(f"unknown {where} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        converted = {
+            name: build(nested[name], value, f"config.{name}")
+            if kind is Self2SegConfig and name in nested
+            else tuple(value)
+            if isinstance(value, list)
+            else value
+            for name, value in given.items()
+        }
+        return kind(**converted)
+
+    config: Self2SegConfig = build(Self2SegConfig, values, "config")
+    return config
 
 
 PRESETS = ("fast", "paper")

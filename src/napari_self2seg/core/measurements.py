@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .instances import Instances
+    from .stacks import StackResult
 
 regionprops_table: Callable[..., dict[str, np.ndarray]] = measure.regionprops_table
 SHAPE_PROPERTIES = ("label", "area", "centroid", "bbox", "eccentricity", "solidity")
@@ -83,3 +84,33 @@ def table_csv(table: Table) -> str:
     writer.writerow(table)
     writer.writerows(zip(*(column.tolist() for column in table.values()), strict=True))
     return text.getvalue()
+
+
+def measure_stack(result: StackResult, image: np.ndarray) -> Table:
+    """Measure the objects of every plane of a stack run; a first column ``plane`` names each row's plane.
+
+    Parameters
+    ----------
+    result : StackResult
+        A stack run made with ``instances=True``.
+    image : np.ndarray
+        The stack that was segmented, in its own layout.
+
+    Returns
+    -------
+    Table
+        The columns of :func:`measure_instances` after ``plane`` (C-order
+        plane index); ``label`` numbers the objects within their plane.
+    """
+    layout = result.layout
+    tables = []
+    for index, plane in enumerate(result.planes):
+        table = measure_instances(
+            plane.instances,
+            layout.plane(image, index),
+            layout.plane(result.denoised, index),
+            channel_axis=layout.plane_channel_axis,
+        )
+        count = len(table["label"])
+        tables.append({"plane": np.full(count, index, dtype=np.int64), **table})
+    return {column: np.concatenate([table[column] for table in tables]) for column in tables[0]}

@@ -6,8 +6,16 @@ after the other in C order. The first plane runs as a single image does; every
 later plane starts from the experts, memberships and dual variable of the plane
 before (:class:`~.solver.WarmStart`) instead of from its initialisation, so its
 experts stop training sooner and its primal–dual solve starts near its
-solution; the stopping rules are those of a single run. Warm starting between
-neighbouring planes is beyond the paper, which segments one image.
+solution; a warm-started plane also ends as soon as a segmentation step changes
+fewer than 0.5 % of its pixels. Warm starting between neighbouring planes is
+beyond the paper, which segments one image.
+
+Warm starts are used by default only with box prompts, which guard every plane
+against a flood or a vanishing class. Without them a warm-started stack
+continues one long alternation across planes, and on the DSB nuclei setting
+(denoise-threshold init, constant background) that drifted into a flood within
+a few planes while independent runs did not (``benchmarks/batch.py``,
+docs/benchmarks.md); those planes run on their own unless ``warm_start=True``.
 """
 
 from __future__ import annotations
@@ -184,7 +192,8 @@ def iterate_stack(
     seed: int = 0,
     device: str | torch.device = "auto",
     instances: bool = False,
-    warm_start: bool = True,
+    warm_start: bool | None = None,
+    keep_problem: bool = False,
 ) -> Generator[PlaneState, LiveParameters | None, None]:
     """Segment every plane of a stack in order, yielding each plane's snapshots.
 
@@ -220,9 +229,14 @@ def iterate_stack(
         Device name or ``"auto"``.
     instances : bool
         Split every plane's classes into objects.
-    warm_start : bool
-        Start every plane after the first from the plane before (default);
-        False runs every plane on its own.
+    warm_start : bool or None
+        Start every plane after the first from the plane before; False runs
+        every plane on its own. None (default): warm starts with box prompts
+        (``init="boxes"``), every plane on its own otherwise (see the module
+        docstring for why).
+    keep_problem : bool
+        Keep in every plane's result what :func:`~.solver.resegment` needs
+        (memory: about seven images per plane).
 
     Yields
     ------
@@ -235,6 +249,8 @@ def iterate_stack(
         On an invalid stack, plane, box or setting (the message names the plane).
     """
     cfg = config if config is not None else preset()
+    if warm_start is None:
+        warm_start = cfg.init == "boxes"
     array = np.asarray(image)
     layout = StackLayout.of(array.shape, channel_axis)
     if layout.planes == 0:
@@ -273,7 +289,7 @@ def iterate_stack(
                     f"plane {index}: its boxes give {len(given)} classes but the first plane has {first}; "
                     "a warm-started stack keeps its classes, so give every plane boxes for the same classes"
                 )
-    return _run_planes(layout, cfg, plane_run, instances=instances, warm_start=warm_start)
+    return _run_planes(layout, cfg, plane_run, instances=instances, warm_start=warm_start, keep_problem=keep_problem)
 
 
 def _box_classes(boxes: ClassBoxes) -> int:
@@ -300,6 +316,7 @@ def _run_planes(
     *,
     instances: bool,
     warm_start: bool,
+    keep_problem: bool,
 ) -> Generator[PlaneState, LiveParameters | None, None]:
     """Run the planes in order, handing each one's experts and segmentation to the next."""
     results: list[SegmentationResult] = []
@@ -308,21 +325,24 @@ def _run_planes(
         scheme = plane_run(index, config)
         if scheme is None:  # pragma: no cover - only a check returns None
             raise RuntimeError("a plane's run was not prepared")
-        stream = scheme.run(keep_problem=False, instances=instances, warm=warm)
+        stream = scheme.run(keep_problem=keep_problem, instances=instances, warm=warm)
         sent: LiveParameters | None = None
-        while True:
-            try:
-                state = stream.send(sent) if sent is not None else next(stream)
-            except StopIteration:
-                break
-            stack = None
-            if state.phase is Phase.DONE and state.result is not None:
-                results.append(state.result)
-                if index == layout.planes - 1:
-                    stack = _stack_result(results, layout, warm_start)
-            sent = yield PlaneState(index, layout.planes, state, stack)
-            if sent is not None:
-                config = _with_live(config, sent)
+        try:
+            while True:
+                try:
+                    state = stream.send(sent)
+                except StopIteration:
+                    break
+                stack = None
+                if state.phase is Phase.DONE and state.result is not None:
+                    results.append(state.result)
+                    if index == layout.planes - 1:
+                        stack = _stack_result(results, layout, warm_start)
+                sent = yield PlaneState(index, layout.planes, state, stack)
+                if sent is not None:
+                    config = _with_live(config, sent)
+        finally:
+            stream.close()  # also when the consumer stops the stack early
         if warm_start:
             warm = scheme.handover
             config = dataclasses.replace(config, lam=results[-1].lam)  # the first plane's λ (chosen or live)
@@ -363,7 +383,7 @@ def segment_stack(
     seed: int = 0,
     device: str | torch.device = "auto",
     instances: bool = False,
-    warm_start: bool = True,
+    warm_start: bool | None = None,
 ) -> StackResult:
     """Segment every plane of a stack in order and return the stacked result.
 
@@ -389,8 +409,9 @@ def segment_stack(
         Device name or ``"auto"``.
     instances : bool
         Split every plane into objects.
-    warm_start : bool
-        Start every plane after the first from the plane before.
+    warm_start : bool or None
+        Start every plane after the first from the plane before; None: only
+        with box prompts.
 
     Returns
     -------
