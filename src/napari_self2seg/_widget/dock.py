@@ -23,7 +23,7 @@ from qtpy import compat
 from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 
 from .. import __version__
-from ..core import LiveParameters, Phase, SegmentationResult, SolverState, iterate
+from ..core import LiveParameters, Phase, PlaneState, SegmentationResult, SolverState, iterate, iterate_stack
 from ..core.config import AUTO, Self2SegConfig, expert_kinds
 from ..core.instances import no_objects_reason
 from ..core.measurements import measure_instances, table_csv
@@ -34,7 +34,8 @@ from .boxes import CLASS_FEATURE, BoxPrompts, Geometry, class_of, collect_boxes,
 from .layers import Layout, OutputLayers, run_metadata
 from .params import ParameterForm, shows_lam
 from .plot import energy_plot, loss_plot
-from .run_record import RunRecord
+from .run_record import RunRecord, StackRun
+from .saved_results import file_stem, save_results
 from .worker import Self2SegRunError, friendly_message, start_resegment_worker, start_worker
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ STOP_TIMEOUT_MS = 10_000
 
 isalive = cast("Callable[[object], bool]", compat.isalive)
 getsavefilename = cast("Callable[..., tuple[str, str]]", compat.getsavefilename)
+getexistingdirectory = cast("Callable[..., str]", compat.getexistingdirectory)
 
 
 def wait_for_threads() -> None:
@@ -151,6 +153,13 @@ class Self2SegWidget(Container[Widget]):
             "This image has a short first axis: is it channels (e.g. two dyes) or planes of a stack? "
             "Channels are segmented together, planes one at a time."
         )
+        self.all_planes = CheckBox(text="run on all planes", value=False, visible=False)
+        self.all_planes.tooltip = (
+            "Segment every plane of the stack in order, each started from the plane before (faster than one by "
+            "one). The boxes drawn on one plane apply to every plane; a plane with boxes of its own uses those."
+        )
+        self.follow_planes = CheckBox(text="follow the running plane", value=True, visible=False)
+        self.follow_planes.tooltip = "Move the view to each plane as it starts."
         self.new_boxes = PushButton(text="New box layer")
         self.box_class = ComboBox(label="box class", choices=class_choices(2), value=1)
         self.box_class.tooltip = (
@@ -172,6 +181,11 @@ class Self2SegWidget(Container[Widget]):
             "Save one row per object (class, area, centroid, bounding box, shape, mean and max brightness on the "
             "image and on the denoised image) as a CSV file for a spreadsheet. Needs 'split into objects'."
         )
+        self.save_results_button = PushButton(text="Save results…", enabled=False)
+        self.save_results_button.tooltip = (
+            "Save the mask, the denoised image (and objects with their table) as TIFF/CSV files with a JSON record "
+            "of the settings, versions and energies — the files `self2seg batch` writes."
+        )
         self.progress = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="Draw a box in the background (class 0) and in each object class, then press Run.")
         self.box_class_index = 1
@@ -179,13 +193,14 @@ class Self2SegWidget(Container[Widget]):
             widgets=[
                 self.image_layer,
                 self.channels,
+                Container(widgets=[self.all_planes, self.follow_planes], layout="horizontal", labels=False),
                 self.boxes_layer,
                 self.new_boxes,
                 Container(widgets=[self.box_class, self.add_class], layout="horizontal"),
                 self.params,
                 self.run_button,
                 Container(widgets=[self.undo_lam, self.show_denoised], layout="horizontal", labels=False),
-                self.save_table,
+                Container(widgets=[self.save_table, self.save_results_button], layout="horizontal", labels=False),
                 self.progress,
                 self.status,
             ]
@@ -222,10 +237,14 @@ class Self2SegWidget(Container[Widget]):
         self.undo_lam.changed.connect(self.back_to_run_lambda)
         self.show_denoised.changed.connect(self.outputs.set_denoised_visible)
         self.save_table.changed.connect(lambda: self.save_objects_table())
+        self.save_results_button.changed.connect(lambda: self.save_results())
         self.params.lam.changed.connect(self._on_live_parameter)
         self.params.mu.changed.connect(self._on_live_parameter)
         self.image_layer.changed.connect(self._on_image_choice)
         self.image_layer.changed.connect(self._offer_channels)
+        self.image_layer.changed.connect(self._offer_planes)
+        self.channels.changed.connect(self._offer_planes)
+        self.all_planes.changed.connect(self._offer_planes)
         self.boxes_layer.changed.connect(self._offer_layer_classes)
         viewer.layers.events.inserted.connect(self.reset_choices)
         viewer.layers.events.inserted.connect(self._offer_layer_classes)
@@ -316,6 +335,16 @@ class Self2SegWidget(Container[Widget]):
         if not offer:
             self.channels.value = NO_CHANNELS
 
+    def _offer_planes(self) -> None:
+        """Offer 'run on all planes' for a grey image with plane axes (a z-stack, a time-lapse)."""
+        image = self.image_layer.value
+        offer = image is not None and image.ndim > 2 and self._channel_layout(image).channel_axis is None
+        self.all_planes.visible = bool(offer)
+        self.follow_planes.visible = bool(offer and self.all_planes.value)
+
+    def _runs_all_planes(self, image: napari.layers.Image, layout: Layout) -> bool:
+        return bool(self.all_planes.value) and image.ndim > 2 and layout.channel_axis is None
+
     def _channel_layout(self, image: napari.layers.Image) -> Layout:
         """Where the chosen image keeps its channels."""
         if image.rgb:
@@ -355,7 +384,12 @@ class Self2SegWidget(Container[Widget]):
         config = self.params.to_config()
         layout = self._channel_layout(image)
         plane = self._plane(image, layout)
-        data = np.array(np.asarray(image.data[plane]), copy=True)  # a copy: the layer is never modified
+        stack = None
+        if self._runs_all_planes(image, layout):
+            stack = StackRun(data=np.array(np.asarray(image.data), copy=True))  # a copy: the layer is never modified
+            data = stack.data[plane]
+        else:
+            data = np.array(np.asarray(image.data[plane]), copy=True)  # a copy: the layer is never modified
         if layout.rgb and data.shape[-1] == 4:
             data = data[..., :3]  # the alpha channel is transparency, not signal
         boxes: dict[int, tuple[tuple[int, int, int, int], ...]] = {}
@@ -381,7 +415,9 @@ class Self2SegWidget(Container[Widget]):
                     f"Draw at least one box of {missing}{where} in '{layer.name}' (choose the box class, or press "
                     "0–9 / B / F on the box layer), or choose another initialisation."
                 )
-            if prompts.other_planes:
+            if stack is not None:
+                stack.plane_boxes = self._plane_boxes(layer, image, stack, plane, prompts.boxes)
+            elif prompts.other_planes:
                 show_info(f"{prompts.other_planes} rectangle(s) on other planes are not used for this plane.")
             boxes = prompts.boxes
             config = self._with_constant_classes(config, max(boxes) + 1)
@@ -404,7 +440,34 @@ class Self2SegWidget(Container[Widget]):
             boxes=self.boxes_layer.value,
             seed=int(self.params.seed.value),
             device=str(self.params.device.value),
+            stack=stack,
         )
+
+    def _plane_boxes(
+        self,
+        layer: napari.layers.Shapes,
+        image: napari.layers.Image,
+        stack: StackRun,
+        shown: tuple[int, ...],
+        shared: dict[int, tuple[tuple[int, int, int, int], ...]],
+    ) -> dict[int, dict[int, tuple[tuple[int, int, int, int], ...]]]:
+        """Boxes drawn on single planes of an all-planes run (the shown plane's boxes serve every other plane)."""
+        own: dict[int, dict[int, tuple[tuple[int, int, int, int], ...]]] = {}
+        for number in range(stack.planes):
+            plane = stack.index(number)
+            if plane == shown:
+                continue
+            prompts = self._boxes(layer, image, plane)
+            if not prompts.boxes or prompts.boxes == shared:
+                continue
+            if prompts.missing or sorted(prompts.boxes) != sorted(shared):
+                raise InputError(
+                    f"Plane {plane} has boxes of its own but not of every class of the shown plane "
+                    f"({', '.join(map(str, sorted(shared)))}); draw them all there, or delete its boxes to use the "
+                    "shown plane's."
+                )
+            own[number] = prompts.boxes
+        return own
 
     def _with_constant_classes(self, config: Self2SegConfig, classes: int) -> Self2SegConfig:
         """Give the classes listed under 'constant classes' a constant expert (the run has ``classes`` classes)."""
@@ -432,16 +495,28 @@ class Self2SegWidget(Container[Widget]):
             return
         try:
             job = self._inputs()
-            stream = iterate(
-                job.data,
-                job.config,
-                boxes=dict(job.class_boxes) or None,
-                channel_axis=job.layout.channel_axis,
-                seed=job.seed,
-                device=job.device,
-                keep_problem=True,  # λ changes re-solve the run's convex problem
-                instances=bool(self.params.instances.value),
-            )
+            if job.stack is not None:
+                stream: Any = iterate_stack(
+                    job.stack.data,
+                    job.config,
+                    boxes=dict(job.class_boxes) or None,
+                    plane_boxes=dict(job.stack.plane_boxes) or None,
+                    seed=job.seed,
+                    device=job.device,
+                    keep_problem=True,  # λ changes re-solve the plane shown
+                    instances=bool(self.params.instances.value),
+                )
+            else:
+                stream = iterate(
+                    job.data,
+                    job.config,
+                    boxes=dict(job.class_boxes) or None,
+                    channel_axis=job.layout.channel_axis,
+                    seed=job.seed,
+                    device=job.device,
+                    keep_problem=True,  # λ changes re-solve the run's convex problem
+                    instances=bool(self.params.instances.value),
+                )
         except ValueError as error:
             self._report_error(str(error))
             return
@@ -457,13 +532,15 @@ class Self2SegWidget(Container[Widget]):
         self._resolves = []
         self._set_progress(0.0, "starting")
         self.status.value = "Starting…"
-        self.worker = start_worker(
-            stream,
-            on_yield=self._on_state,
-            on_error=self._on_error,
-            on_finished=self._on_finished,
-            on_aborted=self._on_aborted,
-        )
+        handlers: dict[str, Callable[..., Any]] = {
+            "on_error": self._on_error,
+            "on_finished": self._on_finished,
+            "on_aborted": self._on_aborted,
+        }
+        if job.stack is None:
+            self.worker = start_worker(stream, on_yield=self._on_state, **handlers)
+        else:
+            self.worker = start_worker(stream, on_yield=self._on_plane_state, **handlers)
 
     def stop(self) -> None:
         """Ask the running job to stop at its next snapshot (within ~0.25 s of work)."""
@@ -556,6 +633,55 @@ class Self2SegWidget(Container[Widget]):
         self._set_progress(run_fraction(state, job.config.max_outer_iter), phase_words(state))
         self.status.value = f"Outer iteration {state.outer_iteration} · {state.message} · {state.elapsed:.1f} s"
 
+    def _on_plane_state(self, progress: PlaneState) -> None:
+        """Handle a snapshot of an all-planes run: switch planes, then show it as a single run's snapshot."""
+        job = self._job
+        if not isalive(self.native) or job is None or job.stack is None:
+            return
+        stack = job.stack
+        if progress.plane != stack.current:  # the next plane starts: its own backup, mask count and view
+            stack.current = progress.plane
+            job.plane = stack.index(progress.plane)
+            job.data = stack.data[job.plane]
+            job.mask_step, job.last_denoised = 0, None
+            if job.image in self.viewer.layers:
+                job.backup = self.outputs.backup(job.image, job.plane, job.layout)
+                if self.follow_planes.value:
+                    self._show_plane(job.image, job.plane)
+        state = progress.state
+        self._on_state(state)
+        if job.image not in self.viewer.layers:
+            return
+        where = f"Plane {progress.plane + 1}/{progress.planes}"
+        if state.result is not None:
+            if job.mask_step > 0:
+                stack.results[job.plane] = state.result
+            if progress.stack is not None:
+                collapsed_planes = progress.stack.degenerate_planes
+                note = (
+                    f" Planes {', '.join(map(str, collapsed_planes))} collapsed (see their masks)."
+                    if collapsed_planes
+                    else ""
+                )
+                self._set_progress(1.0, "done")
+                self.status.value = (
+                    f"All {progress.planes} planes done in {state.elapsed:.1f} s.{note} Move λ to re-segment the "
+                    "plane shown without retraining."
+                )
+            else:
+                self.status.value = f"{where} done ({state.result.stop_reason}); next plane…"
+            return
+        fraction = (progress.plane + run_fraction(state, job.config.max_outer_iter)) / progress.planes
+        self._set_progress(fraction, f"plane {progress.plane + 1}/{progress.planes}: {phase_words(state)}")
+        self.status.value = f"{where} · {self.status.value}"
+
+    def _show_plane(self, image: napari.layers.Image, plane: tuple[int, ...]) -> None:
+        """Move the viewer's sliders to ``plane`` of ``image``."""
+        world = image.data_to_world((*plane, 0, 0))
+        first = self.viewer.dims.ndim - image.ndim
+        for offset, value in enumerate(world[: len(plane)]):
+            self.viewer.dims.set_point(first + offset, float(value))
+
     def _finish(self, result: SegmentationResult, elapsed: float) -> None:
         """Show a finished run: its mask, or a clear warning when it ended in one region."""
         job = self._job
@@ -570,6 +696,7 @@ class Self2SegWidget(Container[Widget]):
             self.outputs.restore(job.image, job.plane, job.backup, job.layout)
             self.result = job.previous[1]
             self.save_table.enabled = False
+            self.save_results_button.enabled = self.result is not None
         else:
             self._write_outputs(job, result)
         if result.degenerate:
@@ -622,8 +749,12 @@ class Self2SegWidget(Container[Widget]):
         job = self._job
         if job is not None and self.worker is not None and job.image in self.viewer.layers:
             self.outputs.restore(job.image, job.plane, job.backup, job.layout)  # a failed run replaces nothing
-            self.run_result, self.result, self._result_job = job.previous
+            if job.stack is not None and job.stack.results:  # an all-planes run keeps its finished planes
+                message += f" The {len(job.stack.results)} planes finished before are kept."
+            else:
+                self.run_result, self.result, self._result_job = job.previous
             self.save_table.enabled = self._result_job is not None and self._result_job.table is not None
+            self.save_results_button.enabled = self._result_job is not None and self.result is not None
             message += " The previous mask and denoised image are kept."
             self._set_progress(self.progress.value / 100, "failed")
         self._report_error(message)
@@ -637,6 +768,15 @@ class Self2SegWidget(Container[Widget]):
         reason = job.stop_reason or "Stopped."
         if job.image not in self.viewer.layers:
             self.status.value = reason
+        elif job.stack is not None:
+            running = job.stack.index(max(job.stack.current, 0))
+            if job.mask_step > 0:
+                shown = f"plane {running} keeps the mask of its segmentation step {job.mask_step}"
+            else:
+                self.outputs.restore(job.image, job.plane, job.backup, job.layout)
+                shown = f"plane {running} had no complete mask yet and is as before"
+            finished = len(job.stack.results)
+            self.status.value = f"{reason} {finished} of {job.stack.planes} planes are finished and kept; {shown}."
         elif job.mask_step > 0:
             self.status.value = (
                 f"{reason} The mask of segmentation step {job.mask_step} is complete and kept; "
@@ -667,10 +807,26 @@ class Self2SegWidget(Container[Widget]):
             return
         if self.run_result is None or self._result_job is None or self._result_job.image not in self.viewer.layers:
             return
+        if self._result_job.stack is not None and not self._select_shown_plane(self._result_job):
+            return
         # Re-segment in a thread; while one runs, only the latest λ is kept and solved next.
         self._next_lam = lam
         if self.reseg_worker is None:
             self._start_resegment()
+
+    def _select_shown_plane(self, job: RunRecord) -> bool:
+        """Make the plane shown the one λ changes re-solve (all-planes runs); False if it has no result."""
+        if job.stack is None:  # pragma: no cover - only called for all-planes runs
+            return True
+        plane = self._plane(job.image, job.layout)
+        result = job.stack.results.get(plane)
+        if result is None:
+            self.status.value = f"Plane {plane} has no finished result to re-segment; show a plane the run finished."
+            return False
+        if plane != job.plane or self.run_result is not result:
+            job.plane, job.data = plane, job.stack.data[plane]
+            self.run_result = self.result = result
+        return True
 
     def back_to_run_lambda(self) -> None:
         """Set λ back to the value the run finished with, which shows the run's own mask."""
@@ -711,6 +867,7 @@ class Self2SegWidget(Container[Widget]):
             layout=job.layout,
         )
         self.save_table.enabled = table is not None
+        self.save_results_button.enabled = True
         if result.instances is not None and result.instances.count == 0:
             self._notify(
                 show_warning,
@@ -743,6 +900,49 @@ class Self2SegWidget(Container[Widget]):
             return None
         self.status.value = f"Saved {len(table['label'])} objects to {target}."
         return target
+
+    def save_results(self, folder: str | os.PathLike[str] | None = None) -> dict[str, Path] | None:
+        """Write the shown results of the last run with a provenance record into a folder (asks which if None).
+
+        The files are those of ``self2seg batch`` (``NAME_mask.tif``, ``NAME_denoised.tif``,
+        ``NAME_labels.tif``/``NAME_table.csv`` with objects, ``NAME.json``), written all or nothing;
+        returns them, or None if nothing was saved.
+        """
+        job = self._result_job
+        if job is None or self.result is None or job.image not in self.viewer.layers:
+            self._report_error("No results to save: press Run first.")
+            return None
+        if folder is None:
+            chosen = getexistingdirectory(self.native, "Save the results into a folder")
+            if not chosen:
+                return None
+            folder = chosen
+        results = dict(job.stack.results) if job.stack is not None else {job.plane: self.result}
+        if job.stack is not None and self.result is not None:
+            results[job.plane] = self.result  # the plane shown may have been re-solved for another λ
+        mask, denoised = self.outputs.mask_layer(job.image), self.outputs.denoised_layer(job.image)
+        objects = self.outputs.objects_layer(job.image)
+        source = getattr(job.image.source, "path", None)
+        name = file_stem(job.image.name)
+        try:
+            written = save_results(
+                Path(folder),
+                name,
+                source=np.asarray(job.image.data),
+                source_path=str(source) if source else None,
+                mask=np.asarray(mask.data) if mask is not None else np.zeros(job.image.data.shape[-2:], np.uint8),
+                denoised=np.asarray(denoised.data) if denoised is not None else None,
+                objects=np.asarray(objects.data) if objects is not None else None,
+                results=results,
+                boxes=job.class_boxes,
+                seed=job.seed,
+            )
+        except (ValueError, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self._report_error(f"Could not save the results into {str(folder)!r}: {reason}.")
+            return None
+        self.status.value = f"Saved {', '.join(path.name for path in written.values())} into {folder}."
+        return written
 
     def _start_resegment(self) -> None:
         lam, self._next_lam = self._next_lam, None

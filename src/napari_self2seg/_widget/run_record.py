@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .layers import PlaneBackup
 
 if TYPE_CHECKING:
     import napari
-    import numpy as np
 
     from ..core import LiveParameters, SegmentationResult, Self2SegConfig
     from ..core.measurements import Table
     from .boxes import Box
     from .layers import Layout
+
+
+@dataclass(eq=False)
+class StackRun:
+    """An all-planes run of a stack: the stack, the plane running now, and every finished plane.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        A copy of the whole stack (the layer is never modified).
+    plane_boxes : dict of int to boxes per class
+        Boxes drawn on single planes (C-order plane number), which replace the shared ones there.
+    current : int
+        The plane running now (C-order number; -1 before the first).
+    results : dict of plane index to SegmentationResult
+        Every finished plane's result (λ changes re-solve the plane shown).
+    """
+
+    data: np.ndarray
+    plane_boxes: dict[int, dict[int, tuple[Box, ...]]] = field(default_factory=dict)
+    current: int = -1
+    results: dict[tuple[int, ...], SegmentationResult] = field(default_factory=dict)
+
+    @property
+    def plane_shape(self) -> tuple[int, ...]:
+        """Sizes of the stack's plane axes."""
+        return tuple(int(n) for n in self.data.shape[:-2])
+
+    @property
+    def planes(self) -> int:
+        """Number of planes."""
+        return math.prod(self.plane_shape)
+
+    def index(self, number: int) -> tuple[int, ...]:
+        """Index of plane ``number`` (C order) in the stack's plane axes."""
+        return tuple(int(i) for i in np.unravel_index(number, self.plane_shape))
+
+    def number(self, index: tuple[int, ...]) -> int:
+        """C-order number of the plane at ``index``."""
+        return int(np.ravel_multi_index(index, self.plane_shape))
 
 
 @dataclass(eq=False)
@@ -61,6 +103,8 @@ class RunRecord:
         λ/µ typed during the run, sent with the next snapshot.
     table : dict of str to numpy.ndarray or None
         The measurements of the objects shown (None when the mask was not split).
+    stack : StackRun or None
+        Set for an all-planes run; ``data`` and ``plane`` then follow the plane running (or shown).
     """
 
     image: napari.layers.Image
@@ -83,3 +127,4 @@ class RunRecord:
     stop_reason: str | None = None
     pending: LiveParameters | None = None
     table: Table | None = None
+    stack: StackRun | None = None

@@ -9,16 +9,19 @@ driver below re-raises them as :class:`Self2SegRunError`, which reaches the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 
-from ..core import LiveParameters, SegmentationResult, SolverState, resegment
+from ..core import LiveParameters, PlaneState, SegmentationResult, SolverState, resegment
 
-StateStream = Generator[SolverState, LiveParameters | None, None]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterator
+
+Snapshot = TypeVar("Snapshot", SolverState, PlaneState)
+"""What a run yields: a single run's snapshots, or an all-planes run's (the plane and its snapshot)."""
 
 
 class Self2SegRunError(Exception):
@@ -42,7 +45,9 @@ def reported_failures() -> Iterator[None]:
         raise Self2SegRunError(friendly_message(error)) from error
 
 
-def drive(stream: StateStream) -> Generator[SolverState, LiveParameters | None, None]:
+def drive(
+    stream: Generator[Snapshot, LiveParameters | None, None],
+) -> Generator[Snapshot, LiveParameters | None, None]:
     """Forward snapshots from ``stream`` and values sent to the worker back into it."""
     try:
         with reported_failures():
@@ -60,9 +65,9 @@ def drive(stream: StateStream) -> Generator[SolverState, LiveParameters | None, 
 
 
 def start_worker(
-    stream: StateStream | Iterator[SolverState],
+    stream: Generator[Snapshot, LiveParameters | None, None] | Iterator[Snapshot],
     *,
-    on_yield: Callable[[SolverState], Any],
+    on_yield: Callable[[Snapshot], Any],
     on_error: Callable[[BaseException], Any],
     on_finished: Callable[[], Any],
     on_aborted: Callable[[], Any],
