@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .batch_jobs import SUMMARY_COLUMNS, BatchSettings, JobOutcome, output_name, run_job
+from .core._validation import resolve_device
 from .image_files import find_images
 from .output_files import OutputFiles
 
@@ -41,16 +42,18 @@ def machine_cores() -> int:
         return os.cpu_count() or 1
 
 
-def worker_layout(workers: int | None, jobs: int, cores: int | None = None) -> tuple[int, int]:
+def worker_layout(workers: int | None, jobs: int, *, gpu: bool = False, cores: int | None = None) -> tuple[int, int]:
     """Return ``(workers, torch threads per worker)`` with ``workers × threads <= cores``.
 
-    By default one worker per two cores (``benchmarks/batch.py``: on 2 cores,
-    1 worker × 2 threads and 2 workers × 1 thread take about the same time
-    per image, and one process needs half the memory), at most one per job.
+    By default one single-threaded worker per core, at most one per job
+    (``benchmarks/batch.py`` on 2 cores, 16 DSB 256² crops: 2 workers × 1
+    thread 117 images/h, 1 worker × 2 threads 99 images/h, a plain loop 102
+    images/h), or one worker when the run uses this machine's GPU (workers
+    would share it; several GPUs: one worker per GPU, docs/batch.md).
     """
     cores = cores or machine_cores()
     if workers is None:
-        workers = max(1, cores // 2)
+        workers = 1 if gpu else cores
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     workers = max(1, min(workers, jobs))
@@ -203,7 +206,7 @@ def batch(
         The run settings shared by every input.
     workers : int or None
         Worker processes of the in-process ``LocalCluster`` (default: one per
-        two cores, at most one per input).
+        core, at most one per input; one when the run uses this machine's GPU).
     threads : int or None
         torch threads per task (default: the cores divided among the workers;
         on an existing cluster, a worker's host cores divided among its task
@@ -302,7 +305,7 @@ def _run_on_dask(
             ) from None
         torch_threads = threads
     else:
-        n_workers, torch_threads = worker_layout(workers, len(jobs))
+        n_workers, torch_threads = worker_layout(workers, len(jobs), gpu=resolve_device(settings.device).type != "cpu")
         torch_threads = threads or torch_threads
         cluster = dask.LocalCluster(
             n_workers=n_workers,

@@ -146,7 +146,10 @@ def _parser() -> argparse.ArgumentParser:
         help="run every plane of a stack on its own (slower); planes start from the one before only with boxes",
     )
     bat.add_argument(
-        "--workers", type=int, default=None, help="worker processes on this machine (default: one per two cores)"
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes on this machine (default: one per core; one if the run uses this machine's GPU)",
     )
     bat.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     bat.add_argument(

@@ -7,7 +7,7 @@ later plane starts from the experts, memberships and dual variable of the plane
 before (:class:`~.solver.WarmStart`) instead of from its initialisation, so its
 experts stop training sooner and its primal–dual solve starts near its
 solution; a warm-started plane also ends as soon as a segmentation step changes
-fewer than 0.5 % of its pixels. Warm starting between neighbouring planes is
+fewer than 2 % of its pixels. Warm starting between neighbouring planes is
 beyond the paper, which segments one image.
 
 Warm starts are used by default only with box prompts, which guard every plane
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Self2SegConfig, preset
-from .solver import Boxes, ClassBoxes, Scheme, WarmStart, check_run, prepare_run
+from .solver import Boxes, ClassBoxes, Scheme, WarmStart, prepare_run
 from .state import LiveParameters, Phase, SegmentationResult, SolverState
 
 if TYPE_CHECKING:
@@ -257,11 +257,10 @@ def iterate_stack(
         raise ValueError(f"the stack of shape {array.shape} has no planes (a plane axis has length 0)")
     per_plane = _plane_boxes(plane_boxes, layout.planes)
 
-    def plane_run(index: int, plane_config: Self2SegConfig, *, check_only: bool = False) -> Scheme | None:
+    def plane_run(index: int, plane_config: Self2SegConfig, *, check_only: bool = False) -> Scheme:
         given = per_plane.get(index)
-        prepare = check_run if check_only else prepare_run
         try:
-            return prepare(
+            return prepare_run(
                 layout.plane(array, index),
                 plane_config,
                 boxes=given if given is not None else boxes,
@@ -278,7 +277,7 @@ def iterate_stack(
                 raise
             raise ValueError(f"plane {index}: {error}") from None
 
-    for index in range(layout.planes):  # every plane checked before any work
+    for index in range(layout.planes):  # every plane checked before any work (preparing is cheap)
         plane_run(index, cfg, check_only=True)
     if warm_start and cfg.init == "boxes" and per_plane:
         shared = len(per_plane[0]) if 0 in per_plane and per_plane[0] is not None else None
@@ -312,7 +311,7 @@ def _plane_boxes(plane_boxes: Mapping[int, ClassBoxes] | None, planes: int) -> d
 def _run_planes(
     layout: StackLayout,
     config: Self2SegConfig,
-    plane_run: Callable[[int, Self2SegConfig], Scheme | None],
+    plane_run: Callable[[int, Self2SegConfig], Scheme],
     *,
     instances: bool,
     warm_start: bool,
@@ -323,8 +322,6 @@ def _run_planes(
     warm: WarmStart | None = None
     for index in range(layout.planes):
         scheme = plane_run(index, config)
-        if scheme is None:  # pragma: no cover - only a check returns None
-            raise RuntimeError("a plane's run was not prepared")
         stream = scheme.run(keep_problem=keep_problem, instances=instances, warm=warm)
         sent: LiveParameters | None = None
         try:
