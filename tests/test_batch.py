@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -135,23 +136,23 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
         yield address
     finally:
         for process in reversed(processes):
-            process.terminate()
+            process.kill()  # a test cluster: no graceful shutdown needed
         for process in processes:
             process.wait(timeout=30)
 
 
 @pytest.mark.slow
 def test_existing_scheduler_gives_the_same_outputs_as_in_process(folder: Path, scheduler: str, tmp_path: Path) -> None:
-    here, there = tmp_path / "here", tmp_path / "there"
-    assert _batch(folder, here, "--workers", "1") == 1
+    there = tmp_path / "there"
     assert _batch(folder, there, "--scheduler", scheduler) == 1
-    for stem in ("cell0", "cell1", "pair"):
-        np.testing.assert_array_equal(
-            tifffile.imread(here / f"{stem}_mask.tif"), tifffile.imread(there / f"{stem}_mask.tif")
-        )
-        np.testing.assert_array_equal(
-            tifffile.imread(here / f"{stem}_denoised.tif"), tifffile.imread(there / f"{stem}_denoised.tif")
-        )
+    expected = segment(_image(1, 1), CONFIG, boxes=BOXES, seed=3, device="cpu")  # what an in-process run writes
+    np.testing.assert_array_equal(tifffile.imread(there / "cell1_mask.tif"), expected.labels)
+    np.testing.assert_array_equal(tifffile.imread(there / "cell1_denoised.tif"), expected.denoised)
+    stack = tifffile.imread(folder / "in" / "pair.tif")
+    planes = segment_stack(stack, CONFIG, boxes=BOXES, seed=3, device="cpu")
+    np.testing.assert_array_equal(tifffile.imread(there / "pair_mask.tif"), planes.labels)
+    record = json.loads((there / "pair.json").read_text())
+    assert record["status"] == "ok" and record["environment"]["host"]
 
 
 def test_unreachable_scheduler_fails_quickly_with_a_message(folder: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -199,3 +200,34 @@ def test_ctrl_c_leaves_complete_outputs_and_marks_the_rest_interrupted(folder: P
             assert json.loads((out / f"{stem}.json").read_text())["status"] == "ok"
         elif status == "interrupted" and (out / f"{stem}.json").exists():  # renamed just before the stop
             assert json.loads((out / f"{stem}.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_is_replaced_and_its_job_rerun(folder: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        """SIGKILL the worker process as soon as a job is writing (its temporary files exist)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if any(p.name.endswith(".part") for p in out.glob(".*")):
+                workers = [c for c in psutil.Process().children(recursive=True) if "spawn" in " ".join(c.cmdline())]
+                for worker in workers[:1]:
+                    killed.append(worker.pid)
+                    worker.kill()
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    assert _batch(folder, out, "--workers", "1") == 1  # only the broken file and the name clash fail
+    killer.join()
+    assert killed, "no worker was running a job"
+    rows = (out / "summary.csv").read_text().splitlines()[1:]
+    assert sum(",ok," in row for row in rows) == 3
+    for stem in ("cell0", "cell1", "pair"):
+        assert tifffile.imread(out / f"{stem}_mask.tif").dtype == np.uint8
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]  # the killed attempt's files are gone
+    capsys.readouterr()

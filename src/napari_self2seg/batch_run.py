@@ -263,6 +263,8 @@ def batch(
     if jobs:
         try:
             _run_on_dask(jobs, out_dir, settings, workers, threads, scheduler, summary, progress)
+            # every job has ended: temporary files left now are those of attempts whose worker died
+            _remove_temporary_files(out_dir, [output_name(image) for image in jobs])
         except KeyboardInterrupt:
             summary.interrupted()
             if scheduler is None:  # our workers are gone: their unfinished temporary files go too
