@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .core import SegmentationResult, Self2SegConfig, segment_stack
+from .core import Self2SegConfig, segment_stack
 from .core.measurements import measure_stack, table_csv
 from .image_files import read_image
 from .output_files import OutputFiles
-from .provenance import environment, file_sha256, result_record
+from .provenance import environment, file_sha256, plane_record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -260,18 +260,10 @@ def _segment_file(
             "started": began,
             "plane_shape": list(result.layout.plane_shape),
             "summary": outcome.row(),
-            "planes": [_plane_record(plane) for plane in result.planes],
+            "planes": [plane_record(plane, "channel_axis") for plane in result.planes],
         }
         outputs.write_text("record", json.dumps(record, indent=2, allow_nan=False))
     return outcome
-
-
-def _plane_record(plane: SegmentationResult) -> dict[str, object]:
-    """Return the per-plane part of the record: what differs between planes (the settings are recorded once)."""
-    record = result_record(plane)
-    for shared in ("version", "config", "seed", "device", "channel_axis"):
-        record.pop(shared)
-    return record
 
 
 def _finished_before(targets: dict[str, Path], digest: str, parameters: dict[str, object]) -> JobOutcome | None:

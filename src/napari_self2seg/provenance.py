@@ -40,6 +40,17 @@ def result_record(result: SegmentationResult) -> dict[str, object]:
     }
 
 
+def plane_record(result: SegmentationResult, *recorded_once: str) -> dict[str, object]:
+    """Return the part of :func:`result_record` that differs between planes (version, settings, seed, device left out).
+
+    ``recorded_once`` names further entries the caller records once for all planes.
+    """
+    record = result_record(result)
+    for shared in ("version", "config", "seed", "device", *recorded_once):
+        record.pop(shared)
+    return record
+
+
 def environment() -> dict[str, str]:
     """Return the versions and the host a run used."""
     import torch  # the core imports it anyway; here only its version

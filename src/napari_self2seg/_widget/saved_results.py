@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -10,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.measurements import measure_instances, table_csv
+from ..core.measurements import measure_instances, table_csv, tables_by_plane
 from ..output_files import OutputFiles
-from ..provenance import environment, result_record
+from ..provenance import environment, plane_record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,7 +88,7 @@ def save_results(
             "dtype": str(source.dtype),
         },
         "parameters": {
-            "config": result_record(first)["config"],
+            "config": dataclasses.asdict(first.config),
             "boxes": {str(k): [list(box) for box in v] for k, v in sorted(boxes.items())},
             "seed": seed,
         },
@@ -95,7 +96,7 @@ def save_results(
         "environment": environment(),
         "device": first.device,
         "saved": datetime.now(UTC).isoformat(timespec="seconds"),
-        "planes": [{"plane": list(plane), **_plane_record(result)} for plane, result in sorted(results.items())],
+        "planes": [{"plane": list(plane), **plane_record(result)} for plane, result in sorted(results.items())],
     }
     with OutputFiles(paths) as outputs:
         outputs.write_tiff("mask", mask)
@@ -108,26 +109,18 @@ def save_results(
     return paths
 
 
-def _plane_record(result: SegmentationResult) -> dict[str, object]:
-    record = result_record(result)
-    for shared in ("version", "config", "seed", "device"):
-        record.pop(shared)
-    return record
-
-
 def _objects_table(source: np.ndarray, results: dict[tuple[int, ...], SegmentationResult]) -> Table | None:
     """Measure the objects of every plane that has them; a ``plane`` column first for a stack."""
-    tables = []
-    for plane, result in sorted(results.items()):
-        if result.instances is None:
-            continue
-        table = measure_instances(result.instances, source[plane], result.denoised, channel_axis=result.channel_axis)
-        if plane:
-            table = {
-                "plane": np.full(len(table["label"]), np.ravel_multi_index(plane, source.shape[: len(plane)])),
-                **table,
-            }
-        tables.append(table)
-    if not tables:
-        return None
-    return {column: np.concatenate([t[column] for t in tables]) for column in tables[0]}
+
+    def measured(plane: tuple[int, ...], result: SegmentationResult) -> Table:
+        return measure_instances(result.instances, source[plane], result.denoised, channel_axis=result.channel_axis)
+
+    if () in results:  # a 2-D (or multichannel) image: one table, no plane column
+        only = results[()]
+        return None if only.instances is None else measured((), only)
+    tables = [
+        (int(np.ravel_multi_index(plane, source.shape[: len(plane)])), measured(plane, result))
+        for plane, result in sorted(results.items())
+        if result.instances is not None
+    ]
+    return tables_by_plane(tables) if tables else None

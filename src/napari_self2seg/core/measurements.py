@@ -111,6 +111,11 @@ def measure_stack(result: StackResult, image: np.ndarray) -> Table:
             layout.plane(result.denoised, index),
             channel_axis=layout.plane_channel_axis,
         )
-        count = len(table["label"])
-        tables.append({"plane": np.full(count, index, dtype=np.int64), **table})
-    return {column: np.concatenate([table[column] for table in tables]) for column in tables[0]}
+        tables.append((index, table))
+    return tables_by_plane(tables)
+
+
+def tables_by_plane(tables: list[tuple[int, Table]]) -> Table:
+    """Join per-plane tables into one whose first column ``plane`` names each row's plane (C-order number)."""
+    joined = [{"plane": np.full(len(table["label"]), index, dtype=np.int64), **table} for index, table in tables]
+    return {column: np.concatenate([table[column] for table in joined]) for column in joined[0]}
