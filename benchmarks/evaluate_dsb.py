@@ -96,8 +96,11 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "sequential": (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08),
     "self2seg_1": (0.005, 0.01, 0.02, 0.04),
 }
-AUTO_METHODS = ("self2seg_auto_1", "self2seg_auto_2")
-"""Self2Seg with ``lam="auto"``: run once per crop and σ; both protocols coincide."""
+AUTO_METHODS = ("self2seg_auto_1", "self2seg_auto_2", "self2seg_auto")
+"""Self2Seg with ``lam="auto"``: run once per crop and σ; both protocols coincide.
+
+``self2seg_auto`` is the package's default: every expert kind ``"auto"`` (docs/robustness.md).
+"""
 METHODS = (*GRIDS, "self2seg_2", *AUTO_METHODS)
 Lam = float | Literal["auto"]
 
@@ -158,33 +161,33 @@ def convex_cv(f: np.ndarray, lam: float, init: np.ndarray, iterations: int = 10)
     return np.asarray(state.u[1].numpy() >= 0.5)
 
 
-def whole_image_n2f(f: np.ndarray, config: DenoiserConfig, seed: int) -> np.ndarray:
+def whole_image_n2f(f: np.ndarray, config: DenoiserConfig, seed: int, device: str = "cpu") -> np.ndarray:
     """Noise2Fast on the whole image (mask = ones), the paper's sequential first stage."""
-    image = torch.from_numpy(f.astype(np.float32))[None]
+    image = torch.from_numpy(f.astype(np.float32))[None].to(device)
     generator = torch.Generator().manual_seed(seed)
-    net = Noise2FastNet(config.width, config.n_blocks, generator=generator)
+    net = Noise2FastNet(config.width, config.n_blocks, generator=generator).to(device)
     training = train_expert(net, image, torch.ones_like(image[0], dtype=torch.bool), config, generator)
     while True:
         try:
             next(training)
         except StopIteration as stop:
-            return np.asarray(stop.value.output[0].numpy(), dtype=np.float64)
+            return np.asarray(stop.value.output[0].cpu().numpy(), dtype=np.float64)
 
 
 def shared_n2f(
-    crop: Crop, sigma: int, f: np.ndarray, base: Self2SegConfig, cache: dict[str, Any]
+    crop: Crop, sigma: int, f: np.ndarray, base: Self2SegConfig, cache: dict[str, Any], device: str = "cpu"
 ) -> tuple[np.ndarray, float]:
     """Return the whole-image Noise2Fast of a noisy crop and its seconds, trained once and cached."""
     key = f"n2f-{crop.index}-{sigma}"
     if key not in cache:
         t0 = time.perf_counter()
-        den = whole_image_n2f(f, base.denoiser, seed=0)
+        den = whole_image_n2f(f, base.denoiser, seed=0, device=device)
         cache[key] = (den, time.perf_counter() - t0)
     den, seconds = cache[key]
     return den, seconds
 
 
-def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], lam: Lam) -> Self2SegConfig:
+def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2, "auto"], lam: Lam) -> Self2SegConfig:
     """Apply the paper's DSB setting: denoise+threshold init (given as a mask), residual filter 3 for σ >= 30."""
     return dataclasses.replace(
         base,
@@ -198,7 +201,9 @@ def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], la
 Record = dict[str, Any]
 
 
-def run_method(method: str, crop: Crop, sigma: int, lam: Lam, base: Self2SegConfig, cache: dict[str, Any]) -> Record:
+def run_method(
+    method: str, crop: Crop, sigma: int, lam: Lam, base: Self2SegConfig, cache: dict[str, Any], device: str = "cpu"
+) -> Record:
     """One method on one noisy crop at one λ: Dice, PSNR (if it denoises), seconds, mask, denoised."""
     noisy = crop.noisy[sigma]
     f = normalised(noisy)
@@ -222,23 +227,23 @@ def run_method(method: str, crop: Crop, sigma: int, lam: Lam, base: Self2SegConf
     elif method == "convex_cv":
         mask = convex_cv(f, weight, f > 0.5)
     elif method in ("n2f_threshold", "n2f_otsu"):
-        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
+        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         den_n = normalised(den)
         mask = den_n > (base.threshold if method == "n2f_threshold" else threshold_otsu(den_n))
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     elif method == "sequential":
-        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
+        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         den_n = normalised(den)
         mask = convex_cv(den_n, weight, den_n > base.threshold)
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     else:
         # denoise+threshold init from the same whole-image Noise2Fast as `sequential` (paper §5);
         # it does not depend on λ, so it is trained once per crop and σ and its time is counted in every run
-        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache)
+        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         init_mask = threshold_regions(normalised(den), 2, base.threshold, "denoised crop")[1]
-        experts: Literal[1, 2] = 1 if method.endswith("_1") else 2
+        experts: Literal[1, 2, "auto"] = 1 if method.endswith("_1") else 2 if method.endswith("_2") else "auto"
         config = self2seg_config(base, sigma, experts, lam)
-        result = segment(noisy, config, init_mask=init_mask, seed=0, device="cpu", instances=True)
+        result = segment(noisy, config, init_mask=init_mask, seed=0, device=device, instances=True)
         mask, denoised, lam_used, objects = result.mask, result.denoised, result.lam, result.instances
     seconds = time.perf_counter() - t0 + shared_seconds
     if objects is None:  # a classical method: the same default splitting of its mask
@@ -264,6 +269,7 @@ def evaluate(
     log: Callable[[str], None],
     methods: tuple[str, ...] = METHODS,
     only_lam: dict[str, float] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run the chosen methods on every crop and σ, over their λ grids; then apply both protocols.
 
@@ -277,7 +283,7 @@ def evaluate(
         for sigma in sigmas:
             for lam in lams:
                 for crop in crops:
-                    runs[(method, sigma, lam, crop.index)] = run_method(method, crop, sigma, lam, base, cache)
+                    runs[(method, sigma, lam, crop.index)] = run_method(method, crop, sigma, lam, base, cache, device)
                 chosen = [runs[(method, sigma, lam, c.index)] for c in crops]
                 used = f" (λ chosen: {np.mean([r['lam'] for r in chosen]):.4f} on average)" if lam == "auto" else ""
                 log(f"  {method} σ={sigma} λ={lam}: mean Dice {np.mean([r['dice'] for r in chosen]):.3f}{used}")
@@ -444,6 +450,7 @@ def main() -> None:
         metavar=("METHOD", "LAM"),
         help="run METHOD at this one λ instead of its grid (e.g. the fixed λ of an earlier full run)",
     )
+    parser.add_argument("--device", default="cpu", help="where Self2Seg runs (the baselines run on the CPU)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.quick:
@@ -457,7 +464,13 @@ def main() -> None:
         crops, sigmas, base = load_crops(16), SIGMAS, preset("fast")
     only_lam = {method: float(lam) for method, lam in args.only_lam}
     result = evaluate(
-        crops, sigmas, base, log=lambda m: print(m, flush=True), methods=tuple(args.methods), only_lam=only_lam
+        crops,
+        sigmas,
+        base,
+        log=lambda m: print(m, flush=True),
+        methods=tuple(args.methods),
+        only_lam=only_lam,
+        device=args.device,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     fig_sigma = 50 if 50 in sigmas else sigmas[-1]

@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from napari_self2seg.core import Self2SegConfig
     from napari_self2seg.datasets import SyntheticImage
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -177,12 +179,24 @@ def baselines(image: np.ndarray, truth: np.ndarray, polarity_free: bool) -> dict
     }
 
 
-def run_case(case: Case, device: str) -> dict[str, Any]:
+def varied(overrides: dict[str, Any] | None) -> Self2SegConfig | None:
+    """Return the default configuration with ``overrides`` (top-level fields of a run record), or None."""
+    if not overrides:
+        return None
+    from napari_self2seg.core import preset
+    from napari_self2seg.core.config import config_from_dict
+
+    return config_from_dict({**dataclasses.asdict(preset()), **overrides})
+
+
+def run_case(
+    case: Case, device: str, config: Self2SegConfig | None = None, with_baselines: bool = True
+) -> dict[str, Any]:
     from napari_self2seg.core import dice, segment
 
     s = case.sample
     t0 = time.perf_counter()
-    result = segment(s.image, fg_boxes=[s.fg_box], bg_boxes=[s.bg_box], seed=0, device=device)
+    result = segment(s.image, fg_boxes=[s.fg_box], bg_boxes=[s.bg_box], seed=0, device=device, config=config)
     seconds = time.perf_counter() - t0
     fraction = float(result.mask.mean())
     return {
@@ -197,13 +211,14 @@ def run_case(case: Case, device: str) -> dict[str, Any]:
         "degenerate": result.degenerate,
         "stop_reason": result.stop_reason,
         "lam": result.lam,
-        **baselines(s.image, s.truth, case.polarity_free),
+        "experts": list(result.config.experts),
+        **(baselines(s.image, s.truth, case.polarity_free) if with_baselines else {}),
     }
 
 
 def family_summary(rows: list[dict[str, Any]]) -> str:
     def stats(key: str) -> str:
-        values = [r[key] for r in rows]
+        values = [r.get(key, np.nan) for r in rows]
         return f"{np.mean(values):.3f} / {min(values):.3f}"
 
     bad = sum(r["flooded"] or r["vanished"] or r["degenerate"] for r in rows)
@@ -229,7 +244,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--limit", type=int, default=None, help="at most this many cases per family (smoke test)")
     parser.add_argument("--out", type=Path, default=None, help="write every case as JSON here")
+    parser.add_argument(
+        "--variant", type=json.loads, default=None, help="JSON overrides of the default config, e.g. '{\"mu\": 0.01}'"
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="run only Self2Seg (to compare variants)")
     args = parser.parse_args()
+    config = varied(args.variant)
     import torch
 
     torch.set_num_threads(2)
@@ -241,25 +261,26 @@ def main() -> None:
         for i, case in enumerate(cases(family, args.size)):
             if args.limit is not None and i >= args.limit:
                 break
-            row = run_case(case, args.device)
+            row = run_case(case, args.device, config, with_baselines=not args.no_baselines)
             family_rows.append(row)
             flag = " FLOODED" if row["flooded"] else " VANISHED" if row["vanished"] else ""
             flag += " degenerate" if row["degenerate"] else ""
             print(
                 f"{family:>8} | {case.name:<58} | self2seg {row['self2seg']:.3f} ({row['seconds']:.1f} s, "
-                f"fg {row['foreground']:.0%}/{row['truth_foreground']:.0%}) | otsu {row['otsu']:.3f} "
-                f"tv_otsu {row['tv_otsu']:.3f} chan_vese {row['chan_vese']:.3f}{flag}",
+                f"fg {row['foreground']:.0%}/{row['truth_foreground']:.0%}, {'/'.join(row['experts'])}) | "
+                f"otsu {row.get('otsu', np.nan):.3f} tv_otsu {row.get('tv_otsu', np.nan):.3f} "
+                f"chan_vese {row.get('chan_vese', np.nan):.3f}{flag}",
                 flush=True,
             )
         rows += family_rows
         summaries.append(family_summary(family_rows))
+        write_rows(args.out, rows)  # after every family: a run cut short keeps what it measured
     print()
     for line in summaries:
         print(line)
     worst = min(rows, key=lambda r: r["self2seg"])
     print(f"worst case overall: {worst['family']} / {worst['case']}: Dice {worst['self2seg']:.3f}")
     print(f"total {time.perf_counter() - started:.0f} s")
-    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -214,8 +214,8 @@ def _add_run_options(seg: argparse.ArgumentParser) -> None:
         "--experts",
         type=_experts_argument,
         default=None,
-        help="two-class shorthand: 1: constant background; 2: a network expert per class; auto: keep the "
-        "background network only if it explains the background boxes better than a constant (preset default: "
+        help="two-class shorthand: 1: constant background; 2: a network expert per class; auto: constants "
+        "(Chan–Vese) where they tell the boxes apart about as well as networks, networks otherwise (preset default: "
         f"{', '.join(preset(DEFAULT_PRESET).experts)}, the last kind repeated for further classes)",
     )
     seg.add_argument(

@@ -55,6 +55,23 @@ def test_rule_is_the_pooled_within_region_standard_deviation() -> None:
     assert binary_lam(shifted, fg, bg) == pytest.approx(expected, rel=1e-6)
 
 
+def test_robust_spread_is_the_median_absolute_deviation_and_ignores_outliers() -> None:
+    fg, bg = regions((40, 40))
+    rng = np.random.default_rng(1)
+    data = torch.from_numpy(rng.normal(0.0, 0.02, (40, 40)))
+    pairs = torch.stack((torch.zeros_like(data), data))
+    masks = torch.stack((bg, fg))
+    mad = [float((data[m] - data[m].median()).abs().median()) for m in (bg, fg)]
+    expected = np.sqrt(np.mean([(1.4826 * v) ** 2 for v in mad]))
+    assert automatic_lam(pairs, masks, robust=True) == pytest.approx(expected, rel=1e-9)
+    assert automatic_lam(pairs, masks, robust=True) == pytest.approx(0.02, rel=0.1)  # normal data: the std
+    spiked = data.clone()
+    spiked[:4, :] += 1.0  # a tenth of the foreground region far off (a box over a boundary, say)
+    spiked_pairs = torch.stack((torch.zeros_like(data), spiked))
+    assert automatic_lam(spiked_pairs, masks) > 5 * 0.02  # the standard deviation follows the outliers
+    assert automatic_lam(spiked_pairs, masks, robust=True) == pytest.approx(0.02, rel=0.25)
+
+
 def test_rule_pools_every_pair_of_classes() -> None:
     rng = np.random.default_rng(5)
     residuals = torch.from_numpy(rng.normal(0.0, 1.0, (3, 30, 30)) * np.array([0.01, 0.03, 0.05])[:, None, None])

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from napari_self2seg.core import DenoiserConfig, PrimalDualConfig, Self2SegConfig, segment
-from napari_self2seg.core.solver import collapsed, network_beats_constant
+from napari_self2seg.core.expert_choice import NETWORK_ADVANTAGE, choose_expert_kinds, separation
+from napari_self2seg.core.solver import collapsed
 from napari_self2seg.datasets import blob_mask, inner_box, two_textures
 
 
@@ -51,30 +53,73 @@ def test_collapse_with_three_classes_names_the_class() -> None:
     assert collapsed(labels, 3, boxes) == "most of the class 2 boxes other classes (it was flooded)"
 
 
-def test_network_kept_only_where_it_beats_the_mean() -> None:
-    region = torch.ones((8, 8), dtype=torch.bool)
-    assert network_beats_constant(torch.full((8, 8), 0.01), torch.full((8, 8), 0.02), region)
-    assert not network_beats_constant(torch.full((8, 8), 0.02), torch.full((8, 8), 0.02), region)
+def test_separation_is_the_gap_in_pooled_standard_deviations() -> None:
+    inside = torch.zeros((2, 4), dtype=torch.bool)
+    inside[0] = True
+    data = torch.tensor([[-3.0, -1.0, -3.0, -1.0], [2.0, 4.0, 2.0, 4.0]])  # means -2 and 3, both std 1
+    assert separation(data, inside, ~inside) == pytest.approx(5.0)
+    assert separation(-data, inside, ~inside) == pytest.approx(-5.0)  # the wrong sign: the other class fits better
+    flat = torch.tensor([[0.0] * 4, [1.0] * 4])
+    assert separation(flat, inside, ~inside) == math.inf
+    assert separation(torch.zeros((2, 4)), inside, ~inside) == 0.0
+
+
+def residuals_with_gap(gap: float) -> torch.Tensor:
+    """Residuals (K=2, 2, 4), background row 0, foreground row 1: d = r_1 - r_0 = ±gap/2 with spread 0.5."""
+    wobble = torch.tensor([-0.5, 0.5, -0.5, 0.5])
+    r = torch.zeros((2, 2, 4))
+    r[1, 0] = gap / 2 + wobble
+    r[1, 1] = -gap / 2 + wobble
+    return r
+
+
+def test_constants_unless_networks_separate_the_regions_much_better() -> None:
+    regions = torch.zeros((2, 2, 4), dtype=torch.bool)
+    regions[0, 0] = regions[1, 1] = True
+    constant = residuals_with_gap(5.0)
+    assert separation(constant[1] - constant[0], regions[1], regions[0]) == pytest.approx(10.0)
+    for factor, expected in ((1.0, "constant"), (1.4, "constant"), (1.6, "network"), (3.0, "network")):
+        network = residuals_with_gap(5.0 * factor)  # s = 10 × factor
+        kinds = choose_expert_kinds(("auto", "auto"), network, constant, regions)
+        assert kinds == (expected, expected), factor
+    assert pytest.approx(1.5) == NETWORK_ADVANTAGE
+    # a given kind stays; only the automatic class is chosen
+    assert choose_expert_kinds(("network", "auto"), constant, constant, regions) == ("network", "constant")
+    assert choose_expert_kinds(("constant", "network"), constant, constant, regions) == ("constant", "network")
+    # constants that do not separate at all (equal means): the networks, even when weak
+    assert choose_expert_kinds(("auto",) * 2, residuals_with_gap(0.2), torch.zeros((2, 2, 4)), regions) == (
+        "network",
+        "network",
+    )
 
 
 TINY = Self2SegConfig(
     lam="auto",
     residual="blind",
-    experts=("auto", "network"),
+    experts=("auto",),
     max_outer_iter=2,
     denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=300),
     solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-5),
 )
 
 
-def test_automatic_background_is_a_constant_on_a_flat_background() -> None:
+def test_automatic_experts_are_constants_on_an_intensity_pair_and_their_regions_still_denoised() -> None:
     truth = blob_mask((64, 64), 0.3, kind="disk")
     image = np.where(truth, 0.7, 0.3) + np.random.default_rng(3).normal(0.0, 0.1, truth.shape)
     boxes = {1: [inner_box(truth, 12)], 0: [inner_box(~truth, 16)]}
-    result = segment(image, TINY, boxes=boxes, device="cpu", keep_problem=True)
-    assert result.config.experts == ("constant", "network")
-    assert result.problem is not None
-    assert np.ptp(result.problem.expert_images[0]) == pytest.approx(0.0, abs=1e-6)  # the constant background
+    flat = segment(image, TINY, boxes=boxes, device="cpu", keep_problem=True)
+    assert flat.config.experts == ("constant", "constant")
+    assert flat.problem is not None
+    assert np.ptp(flat.problem.expert_images[0]) == pytest.approx(0.0, abs=1e-6)  # the constant background
+    assert np.ptp(flat.denoised[~flat.mask]) == pytest.approx(0.0, abs=1e-6)
+    denoising = dataclasses.replace(TINY, denoise_constant_regions=True)
+    denoised = segment(image, denoising, boxes=boxes, device="cpu")
+    np.testing.assert_array_equal(denoised.labels, flat.labels)  # the segmentation is the constants'
+    clean = np.where(truth, 0.7, 0.3)
+    for region in (denoised.mask, ~denoised.mask):
+        assert np.ptp(denoised.denoised[region]) > 1e-4  # a network's output, not the constant
+    # and a denoising: closer to the clean image than the noisy one
+    assert np.mean((denoised.denoised - clean) ** 2) < 0.5 * np.mean((image - clean) ** 2)
 
 
 def test_automatic_background_is_a_network_on_a_texture() -> None:

@@ -313,7 +313,7 @@ def test_restore_defaults_and_tooltips(dock: Any) -> None:
     assert not dock.params.lam_auto.value  # a typed λ switches the automatic choice off
     dock.params.restore_defaults()
     assert dock.params.lam_auto.value and dock.params.to_config().lam == "auto"
-    assert dock.params.to_config().experts == ("auto", "network")
+    assert dock.params.to_config().experts == ("auto", "auto")
     dock.params.preset.value = "paper"
     assert not dock.params.lam_auto.value and dock.params.to_config().lam == pytest.approx(0.04)
     assert "total variation" in dock.params.lam.tooltip
@@ -406,9 +406,9 @@ def test_constant_classes_give_those_classes_a_constant_expert(dock: Any) -> Non
     dock.viewer.add_image(image, **image_kwargs)
     dock.boxes_layer.value = dock.viewer.add_shapes(rects, **box_kwargs)
     dock.params.constant_classes.value = "0, 2"
-    assert dock._inputs().config.experts == ("constant", "network", "constant")
+    assert dock._inputs().config.experts == ("constant", "auto", "constant")
     dock.params.constant_classes.value = ""
-    assert dock._inputs().config.experts == ("auto", "network")  # the form's own choice
+    assert dock._inputs().config.experts == ("auto", "auto")  # the form's own choice
     for bad, match in (("two", "class numbers such as '0 2'"), ("3", "classes 0 to 2")):
         dock.params.constant_classes.value = bad
         dock.start()

@@ -723,9 +723,8 @@ class Self2SegWidget(Container[Widget]):
         else:
             self._set_progress(1.0, "done")
             chosen = f"λ = {result.lam:.3g} was chosen from the image. " if result.automatic_lam else ""
-            if job.config.experts[0] == AUTO:
-                background = "its mean brightness" if result.config.experts[0] == "constant" else "a denoiser"
-                chosen += f"The background is modelled by {background} (chosen from the boxes). "
+            if AUTO in job.config.experts:
+                chosen += f"{models_chosen(result.config.experts)} (chosen from the boxes). "
             if result.classes > 2:
                 shares = np.bincount(result.labels.ravel(), minlength=result.classes) / result.labels.size
                 chosen += "Classes: " + ", ".join(f"{k}: {100 * f:.0f} %" for k, f in enumerate(shares)) + ". "
@@ -1024,3 +1023,12 @@ class Self2SegWidget(Container[Widget]):
             if isalive(self.native):
                 self.status.value = message
                 self._notify(show_warning, message)
+
+
+def models_chosen(kinds: tuple[str, ...]) -> str:
+    """Say in words which model each region got, e.g. 'Background and objects: mean brightness'."""
+    words = {"constant": "mean brightness", "network": "a denoiser"}
+    if len(set(kinds)) == 1:
+        return f"Every region is modelled by {words.get(kinds[0], kinds[0])}"
+    names = ["background", *(f"class {k}" if len(kinds) > 2 else "objects" for k in range(1, len(kinds)))]
+    return "Models: " + ", ".join(f"{name} — {words.get(kind, kind)}" for name, kind in zip(names, kinds, strict=True))

@@ -71,10 +71,13 @@ TOOLTIPS = {
     "scheme (paper Algorithm 4).",
     "background_expert": "What learns the background (class 0). network: a denoiser (textures, structured "
     "backgrounds). constant: its average brightness (fluorescence spots and nuclei on a dark background). auto: "
-    "train a denoiser on the background boxes, then keep it only if it explains them better than their average "
-    "brightness. Maths: the background expert D_0 of the joint energy (paper eqs. 5, 13).",
+    "decided from the boxes together with the object model: average brightness where it tells the boxes apart "
+    "about as well as denoisers (then a denoiser is trained afterwards only for the denoised image), denoisers "
+    "where the regions differ in structure rather than brightness. Maths: the background expert D_0 of the joint "
+    "energy (paper eqs. 5, 13).",
     "object_expert": "What learns each object class (1, 2, …). network: a denoiser per class (the paper). "
-    "constant: the class's average brightness (colour), as in Chan–Vese.",
+    "constant: the class's average brightness (colour), as in Chan–Vese. auto: chosen from the boxes, as for "
+    "the background.",
     "constant_classes": "Classes that get their average brightness (colour) instead of a denoiser, whatever the "
     "two choices above say, e.g. '0 2'. Empty: none.",
     "residual_filter": "Blurs the denoisers' errors before comparing them (1 = off); 3 helps on very noisy "
@@ -221,7 +224,7 @@ class ParameterForm(Container[Widget]):
         self.object_expert = ComboBox(
             name="object_expert",
             label="object model",
-            choices=["network", "constant"],
+            choices=list(EXPERT_KINDS),
             value=objects,
             tooltip=TOOLTIPS["object_expert"],
         )

@@ -37,7 +37,18 @@ LAM_FLOOR = 1e-3
 """Smallest automatic λ: a noise-free image has no spread of ``d`` at all, yet λ must be > 0."""
 
 
-def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor) -> float:
+MAD_TO_STD = 1.4826
+"""Standard deviation of a normal distribution per unit of its median absolute deviation."""
+
+
+def spread(values: torch.Tensor, robust: bool) -> float:
+    """Return the population variance of ``values``, or its robust estimate ``(1.4826 · MAD)²``."""
+    if robust:
+        return float((MAD_TO_STD * (values - values.median()).abs().median()) ** 2)
+    return float(values.var(correction=0))
+
+
+def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor, robust: bool = False) -> float:
     """Return the default λ for the experts' residuals and the regions they were trained on.
 
     For K = 2 the data term of the segmentation step is ``d = r_1 - r_0``
@@ -54,6 +65,16 @@ def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor) -> float:
     regions : torch.Tensor
         Boolean masks of the initial regions (boxes or thresholded regions),
         ``(K, H, W)``; each needs at least two pixels.
+    robust : bool
+        Estimate each variance as ``(1.4826 · MAD)²`` (the variance for
+        normal data, blind to a minority of outlying pixels). The solver asks
+        for it when every expert is a constant: then ``d`` is an affine
+        function of the image, ``d = 2 (c_j - c_k) (t - f)``, and its spread
+        in a box is the image's, which should be the noise — not the
+        nucleus's inner texture or a box edge over a boundary. With
+        networks the tails of ``d`` are texture the experts do not explain,
+        which λ has to outweigh (a robust spread there: textures 0.863 →
+        0.725 mean Dice on the robustness suite, docs/robustness.md).
 
     Returns
     -------
@@ -74,5 +95,5 @@ def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor) -> float:
     for k in range(residuals.shape[0]):
         for j in range(k):
             data = (residuals[k] - residuals[j]).to(torch.float64)
-            variances += [float(data[regions[j]].var(correction=0)), float(data[regions[k]].var(correction=0))]
+            variances += [spread(data[regions[j]], robust), spread(data[regions[k]], robust)]
     return max(math.sqrt(sum(variances) / len(variances)), LAM_FLOOR)

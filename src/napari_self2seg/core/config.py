@@ -267,8 +267,9 @@ class Self2SegConfig:
         ``("network",)`` gives every region a network. ``"network"``: a
         Noise2Fast expert. ``"constant"``: the region's closed-form weighted
         mean per channel (Chan–Vese). ``"auto"``: train a network on the
-        initial region and keep it only if it explains the region better than
-        the constant does (:func:`~.solver.network_beats_constant`).
+        initial region, then use constants for every ``"auto"`` class unless
+        networks make the initial regions clearly more distinguishable
+        (:func:`~.expert_choice.choose_expert_kinds`).
         ``("constant", "network")`` is the paper's "one expert" setting for
         nuclei. The result's ``config.experts`` lists the kind each class
         used (no ``"auto"`` left).
@@ -298,6 +299,12 @@ class Self2SegConfig:
     stop_ratio : float
         Outer stopping rule: stop when the energy decrease falls below
         ``stop_ratio`` times the previous decrease (paper: 0.15).
+    denoise_constant_regions : bool
+        After the last segmentation step, train a Noise2Fast denoiser on the
+        final pixels of every region whose expert is a constant and show its
+        output there in the denoised image (the segmentation and the energy
+        are unchanged). Without it such regions are flat in the denoised
+        image. Beyond the paper; on in the ``fast`` preset.
     denoiser : DenoiserConfig
         Settings of the Noise2Fast experts.
     solver : PrimalDualConfig
@@ -317,6 +324,7 @@ class Self2SegConfig:
     residual: ResidualMode = "full"
     max_outer_iter: int = 10
     stop_ratio: float = 0.15
+    denoise_constant_regions: bool = False
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     solver: PrimalDualConfig = field(default_factory=PrimalDualConfig)
     instances: InstanceConfig = field(default_factory=InstanceConfig)
@@ -336,6 +344,10 @@ class Self2SegConfig:
                 f"lam (λ) must be > 0 or 'auto', got {self.lam}; try 'auto' or a value between 0.01 and 0.07",
             )
         _require(self.mu >= 0, f"mu (µ) must be >= 0, got {self.mu}; use 0 to switch it off")
+        _require(
+            isinstance(self.denoise_constant_regions, bool),
+            f"denoise_constant_regions must be true or false, got {self.denoise_constant_regions!r}",
+        )
         _require(
             isinstance(self.experts, tuple) and 1 <= len(self.experts) <= MAX_CLASSES,
             f"experts must be a tuple of expert kinds, one per class, e.g. ('constant', 'network'); "
@@ -441,8 +453,10 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         iterations and validated every few steps; blind residuals
         (``residual="blind"``), λ chosen from the image (``lam="auto"``), a
         background network only where the background needs one
-        (``experts=("auto", "network")``), and primal–dual step sizes scaled
-        to λ.
+        (``experts=("auto",)``: constants where they separate the boxes about
+        as well as networks, :mod:`.expert_choice`), regions with a constant
+        expert denoised by a network at the end, and primal–dual step sizes
+        scaled to λ.
 
     Returns
     -------
@@ -460,7 +474,8 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         return Self2SegConfig(
             lam=AUTO,
             residual="blind",
-            experts=(AUTO, "network"),
+            experts=(AUTO,),
+            denoise_constant_regions=True,
             denoiser=DenoiserConfig(
                 width=32,
                 n_blocks=3,
@@ -496,7 +511,7 @@ def expert_kinds(config: Self2SegConfig, classes: int) -> tuple[ExpertKind, ...]
 
 
 BINARY_EXPERTS: dict[int | str, tuple[ExpertKind, ...]] = {
-    AUTO: (AUTO, "network"),
+    AUTO: (AUTO,),
     2: ("network",),
     1: ("constant", "network"),
 }

@@ -36,6 +36,7 @@ from .config import AUTO, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_k
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
+from .expert_choice import choose_expert_kinds
 from .finite_diff import pointwise_norm
 from .initialization import box_regions, label_regions, threshold_regions
 from .instances import check_min_size, instances_of
@@ -150,11 +151,11 @@ class _Run:
         """Return the λ in use, or None while the automatic λ is not chosen yet."""
         return None if self.config.lam == AUTO else self.config.lam
 
-    def choose_lam(self, residuals: torch.Tensor, regions: torch.Tensor) -> None:
+    def choose_lam(self, residuals: torch.Tensor, regions: torch.Tensor, kinds: Sequence[ExpertKind]) -> None:
         """Resolve ``lam="auto"`` from the first residuals (a live λ sent earlier has replaced it already)."""
         if self.config.lam != AUTO:
             return
-        lam = automatic_lam(residuals, regions)
+        lam = automatic_lam(residuals, regions, robust=all(kind == "constant" for kind in kinds))
         self.config = dataclasses.replace(self.config, lam=lam)
         self.automatic_lam = True
         logger.info("automatic λ = %.4g (spread of the residual differences in the initial regions)", lam)
@@ -251,19 +252,6 @@ def collapsed(labels: torch.Tensor, classes: int, boxes: torch.Tensor | None) ->
                     )
                 return f"most of the {class_name(k, classes)} boxes other classes (it was flooded)"
     return None
-
-
-def network_beats_constant(network: torch.Tensor, constant: torch.Tensor, region: torch.Tensor) -> bool:
-    """Whether a network expert explains its region better than the region's mean (expert kind ``"auto"``).
-
-    Compares the mean region residuals (eq. 5) of the trained network and of
-    the constant expert. On a flat background (fluorescence) a network, which
-    explains any locally smooth patch, brings nothing over the constant and
-    later also explains the objects; there the constant is kept. The network
-    is scored on the pixels it was trained on, which favours it on small
-    boxes (below about 12 × 12 pixels it tends to be kept).
-    """
-    return bool(network[region].mean() < constant[region].mean())
 
 
 @dataclasses.dataclass
@@ -528,12 +516,21 @@ class Scheme:
         return net.to(self.device)
 
     def train(
-        self, net: Noise2FastNet, region: torch.Tensor, outer: int, expert: int | None, timing: list[float], slot: int
+        self,
+        net: Noise2FastNet,
+        region: torch.Tensor,
+        outer: int,
+        expert: int | None,
+        timing: list[float],
+        slot: int,
+        what: str | None = None,
     ) -> Generator[SolverState, LiveParameters | None, torch.Tensor]:
         """Train one expert on ``region`` (eqs. 11–12); returns its denoising of the whole image."""
         run = self.run_
         phase = Phase.INIT if expert is None else Phase.TRAIN
-        what = "whole-image denoiser" if expert is None else f"expert of {class_name(expert, len(run.expert_times))}"
+        if what is None and expert is not None:
+            what = f"expert of {class_name(expert, len(run.expert_times))}"
+        what = what or "whole-image denoiser"
         t0 = time.perf_counter()
         training = train_expert(net, self.f, region, self.config.denoiser, self.generator)
         try:
@@ -585,6 +582,8 @@ class Scheme:
                     f"of the pixels (< {SETTLED_FRACTION:.1%})"
                 )
                 break
+        if self.config.denoise_constant_regions and "constant" in alt.kinds:
+            yield from self.denoise_constant_regions(alt)
         result = self.result(alt, keep_problem)
         if instances:
             result = with_instances(result)
@@ -670,26 +669,52 @@ class Scheme:
                 run.expert_times[k] += time.perf_counter() - t0
                 continue
             output = yield from self.train(net, alt.regions[k], alt.outer, k, run.expert_times, k)
-            residual = self.residual(self.prediction(net, output))
-            if alt.kinds[k] == AUTO:
-                constant = self.constant(alt, k)
-                flat = self.residual(constant)
-                keep = network_beats_constant(residual, flat, alt.regions[k])
-                alt.kinds[k] = "network" if keep else "constant"
-                logger.info("%s: %s", class_name(k, alt.classes), "a network expert" if keep else "a constant")
-                if not keep:
-                    alt.nets[k], output, residual = None, constant, flat
             outputs.append(output)
-            residuals.append(residual)
+            residuals.append(self.residual(self.prediction(net, output)))
+        if AUTO in alt.kinds:
+            self.choose_kinds(alt, outputs, residuals)
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
         alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
         if alt.outer == 0:
-            run.choose_lam(alt.residuals, alt.regions)
+            run.choose_lam(alt.residuals, alt.regions, alt.kinds)
         run.energies.append(float(joint_energy(alt.u, alt.residuals, run.lam)))
         run.denoised = self.composite(alt.outputs, labels_of(alt.u))
         message = f"experts trained, energy {run.energies[-1]:.4g}"
         run.receive((yield run.snapshot(Phase.TRAIN, alt.outer, message)))
+
+    def choose_kinds(self, alt: _Alternation, outputs: list[torch.Tensor], residuals: list[torch.Tensor]) -> None:
+        """Settle every ``"auto"`` expert on its trained network or its constant (:mod:`.expert_choice`)."""
+        constants = [self.constant(alt, k) for k in range(alt.classes)]
+        flat = torch.stack([self.residual(c) for c in constants])
+        chosen = choose_expert_kinds(alt.kinds, torch.stack(residuals), flat, alt.regions)
+        for k, kind in enumerate(chosen):
+            if alt.kinds[k] == AUTO:
+                what = "a network expert" if kind == "network" else "a constant"
+                logger.info("%s: %s", class_name(k, alt.classes), what)
+            if kind == "constant" and alt.kinds[k] != "constant":
+                alt.nets[k], outputs[k], residuals[k] = None, constants[k], flat[k]
+        alt.kinds = list(chosen)
+
+    def denoise_constant_regions(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
+        """Replace each constant expert's output by a Noise2Fast denoising of its final region (display only).
+
+        The energy, the residuals and the segmentation are those of the
+        constant; only the denoised image (and the expert images) change.
+        """
+        run = self.run_
+        if alt.outputs is None:  # pragma: no cover - train_experts always runs first
+            raise RuntimeError("denoising before the experts were trained")
+        labels = labels_of(alt.u)
+        outputs = alt.outputs.clone()
+        for k, kind in enumerate(alt.kinds):
+            region = labels == k
+            if kind != "constant" or int(region.sum()) < 2:
+                continue
+            what = f"denoiser of {class_name(k, alt.classes)}"
+            outputs[k] = yield from self.train(self.new_net(), region, alt.outer, k, run.expert_times, k, what)
+        alt.outputs = outputs
+        run.denoised = self.composite(outputs, labels)
 
     def segment_step(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
         """Segmentation step: ``u^{k+1} = argmin_u E(u, W^{k+1})`` on the simplex (Algorithm 2 or 4)."""
