@@ -72,6 +72,8 @@ def test_automatic_lambda_is_shown_and_a_typed_lambda_overrides_it(dock: Any, qt
     assert dock.params.lam.value == pytest.approx(run.lam, abs=5e-5)  # the box shows the λ chosen
     assert dock.params.lam_auto.value  # showing it is not a user's change
     assert f"λ = {run.lam:.3g} was chosen from the image" in dock.status.value
+    assert run.config.experts == ("network", "network")  # equal-mean textures: the automatic kinds are networks
+    assert "Every region is modelled by a denoiser (chosen from the boxes)" in dock.status.value
     assert not dock.undo_lam.enabled  # the box shows the run's λ, so the run's mask is shown
     assert dice(dock.viewer.layers[MASK_NAME].data, truth) >= 0.9
     assert dock.viewer.layers[MASK_NAME].metadata["self2seg"]["config"]["lam"] == pytest.approx(run.lam)

@@ -300,11 +300,12 @@ class Self2SegConfig:
         Outer stopping rule: stop when the energy decrease falls below
         ``stop_ratio`` times the previous decrease (paper: 0.15).
     denoise_constant_regions : bool
-        After the last segmentation step, train a Noise2Fast denoiser on the
-        final pixels of every region whose expert is a constant and show its
-        output there in the denoised image (the segmentation and the energy
-        are unchanged). Without it such regions are flat in the denoised
-        image. Beyond the paper; on in the ``fast`` preset.
+        After the last segmentation step, train the network of every
+        ``"auto"`` class that became a constant further on its final pixels
+        and show its output there in the denoised image (the segmentation
+        and the energy are unchanged). Without it such regions are flat in
+        the denoised image; a class given as ``"constant"`` always is.
+        Beyond the paper; on in the ``fast`` preset.
     denoiser : DenoiserConfig
         Settings of the Noise2Fast experts.
     solver : PrimalDualConfig

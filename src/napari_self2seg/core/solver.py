@@ -280,6 +280,8 @@ class WarmStart:
     """``(K, H, W)`` memberships of the finished run's kept segmentation."""
     p: torch.Tensor
     """Its dual variable."""
+    set_aside: dict[int, Noise2FastNet] = dataclasses.field(default_factory=dict)
+    """The denoisers of the classes that ``"auto"`` made constants (``denoise_constant_regions``)."""
 
 
 @dataclasses.dataclass
@@ -303,6 +305,8 @@ class _Alternation:
     stop_reason: str = ""
     changed: float = 1.0
     """Fraction of pixels whose class the last segmentation step changed."""
+    set_aside: dict[int, Noise2FastNet] = dataclasses.field(default_factory=dict)
+    """Networks of ``"auto"`` classes that became constants, kept to denoise those regions at the end."""
 
     @property
     def u(self) -> torch.Tensor:
@@ -582,13 +586,15 @@ class Scheme:
                     f"of the pixels (< {SETTLED_FRACTION:.1%})"
                 )
                 break
-        if self.config.denoise_constant_regions and "constant" in alt.kinds:
+        if self.config.denoise_constant_regions and alt.set_aside:
             yield from self.denoise_constant_regions(alt)
         result = self.result(alt, keep_problem)
         if instances:
             result = with_instances(result)
         logger.info("done after %d segmentation steps: %s", alt.outer, alt.stop_reason)
-        self.handover = WarmStart(kinds=tuple(alt.kinds), nets=tuple(alt.nets), u=alt.u, p=alt.solver.p)
+        self.handover = WarmStart(
+            kinds=tuple(alt.kinds), nets=tuple(alt.nets), u=alt.u, p=alt.solver.p, set_aside=dict(alt.set_aside)
+        )
         yield self.run_.snapshot(Phase.DONE, alt.outer, f"done: {alt.stop_reason}", result=result)
 
     def initialise(self) -> Generator[SolverState, LiveParameters | None, _Alternation]:
@@ -650,7 +656,13 @@ class Scheme:
         solver = PrimalDualState(u=u, p=warm.p.to(self.device).clone())
         kept = _KeptSegmentation(u=u.clone(), p=solver.p.clone(), residuals=None, step=0)
         return _Alternation(
-            regions=regions, boxes=boxes, kinds=list(warm.kinds), nets=list(warm.nets), solver=solver, kept=kept
+            regions=regions,
+            boxes=boxes,
+            kinds=list(warm.kinds),
+            nets=list(warm.nets),
+            solver=solver,
+            kept=kept,
+            set_aside=dict(warm.set_aside),
         )
 
     def train_experts(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
@@ -693,26 +705,32 @@ class Scheme:
                 what = "a network expert" if kind == "network" else "a constant"
                 logger.info("%s: %s", class_name(k, alt.classes), what)
             if kind == "constant" and alt.kinds[k] != "constant":
+                net = alt.nets[k]
+                if net is not None:
+                    alt.set_aside[k] = net
                 alt.nets[k], outputs[k], residuals[k] = None, constants[k], flat[k]
         alt.kinds = list(chosen)
 
     def denoise_constant_regions(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
-        """Replace each constant expert's output by a Noise2Fast denoising of its final region (display only).
+        """Replace the output of each class that ``"auto"`` made a constant by a Noise2Fast denoising (display only).
 
-        The energy, the residuals and the segmentation are those of the
-        constant; only the denoised image (and the expert images) change.
+        The network trained for the choice goes on training on the class's
+        final region (so it stops early). The energy, the residuals and the
+        segmentation are those of the constant; only the denoised image (and
+        the expert images) change. A class given as ``"constant"`` keeps its
+        mean: that is what was asked for.
         """
         run = self.run_
         if alt.outputs is None:  # pragma: no cover - train_experts always runs first
             raise RuntimeError("denoising before the experts were trained")
         labels = labels_of(alt.u)
         outputs = alt.outputs.clone()
-        for k, kind in enumerate(alt.kinds):
+        for k, net in sorted(alt.set_aside.items()):
             region = labels == k
-            if kind != "constant" or int(region.sum()) < 2:
+            if int(region.sum()) < 2:
                 continue
             what = f"denoiser of {class_name(k, alt.classes)}"
-            outputs[k] = yield from self.train(self.new_net(), region, alt.outer, k, run.expert_times, k, what)
+            outputs[k] = yield from self.train(net, region, alt.outer, k, run.expert_times, k, what)
         alt.outputs = outputs
         run.denoised = self.composite(outputs, labels)
 
