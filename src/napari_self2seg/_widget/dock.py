@@ -1026,7 +1026,7 @@ class Self2SegWidget(Container[Widget]):
 
 
 def models_chosen(kinds: tuple[str, ...]) -> str:
-    """Say in words which model each region got, e.g. 'Background and objects: mean brightness'."""
+    """Say in words which model each region got, e.g. 'Models: background — a denoiser, objects — mean brightness'."""
     words = {"constant": "mean brightness", "network": "a denoiser"}
     if len(set(kinds)) == 1:
         return f"Every region is modelled by {words.get(kinds[0], kinds[0])}"

@@ -41,7 +41,7 @@ MAD_TO_STD = 1.4826
 """Standard deviation of a normal distribution per unit of its median absolute deviation."""
 
 
-def spread(values: torch.Tensor, robust: bool) -> float:
+def variance(values: torch.Tensor, robust: bool) -> float:
     """Return the population variance of ``values``, or its robust estimate ``(1.4826 · MAD)²``."""
     if robust:
         return float((MAD_TO_STD * (values - values.median()).abs().median()) ** 2)
@@ -95,5 +95,5 @@ def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor, robust: bool =
     for k in range(residuals.shape[0]):
         for j in range(k):
             data = (residuals[k] - residuals[j]).to(torch.float64)
-            variances += [spread(data[regions[j]], robust), spread(data[regions[k]], robust)]
+            variances += [variance(data[regions[j]], robust), variance(data[regions[k]], robust)]
     return max(math.sqrt(sum(variances) / len(variances)), LAM_FLOOR)

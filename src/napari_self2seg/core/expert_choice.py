@@ -118,18 +118,14 @@ def choose_expert_kinds(
             for kind_j in choices[j]:
                 data = residual[kind_k][k] - residual[kind_j][j]
                 pair_scores[k, j, kind_k, kind_j] = separation(data, regions[k], regions[j])
-    best: tuple[ExpertKind, ...] = tuple(c[0] for c in choices)
-    best_score = -math.inf
-    constants, constants_score = best, -math.inf  # every "auto" class constant (itertools.product yields it last)
-    for combination in itertools.product(*choices):
-        score = min(
-            (pair_scores[k, j, combination[k], combination[j]] for k, j in itertools.combinations(range(classes), 2)),
-            default=math.inf,
-        )
-        if score > best_score:
-            best, best_score = combination, score
-        if all(kind == "constant" for kind, choice in zip(combination, choices, strict=True) if len(choice) > 1):
-            constants, constants_score = combination, score
-    if constants_score * NETWORK_ADVANTAGE >= best_score:
+
+    def smallest_separation(combination: tuple[ExpertKind, ...]) -> float:
+        pairs = itertools.combinations(range(classes), 2)
+        return min((pair_scores[k, j, combination[k], combination[j]] for k, j in pairs), default=math.inf)
+
+    # max keeps the first of equal scores: combinations with more networks come first
+    best = max(itertools.product(*choices), key=smallest_separation)
+    constants: tuple[ExpertKind, ...] = tuple("constant" if len(choice) > 1 else choice[0] for choice in choices)
+    if smallest_separation(constants) * NETWORK_ADVANTAGE >= smallest_separation(best):
         return constants
     return best
