@@ -24,6 +24,9 @@ self2seg_2      Self2Seg with two experts (run at the fixed λ only, see Notes).
 self2seg_auto_1 ``self2seg_1`` with the automatic λ (``lam="auto"``, core/automatic_lam.py): one run per
                 crop, no grid — the default a user gets.
 self2seg_auto_2 the same with two experts.
+self2seg_auto   the package's defaults without boxes: ``init="threshold"`` (Otsu's threshold of the
+                noisy crop, the ``fast`` preset's), expert kinds and λ chosen from the image, no
+                residual filter — what ``napari-self2seg segment IMAGE`` does.
 
 Every mask is also split into objects with the package's default instance splitting
 (``InstanceConfig()``, core/instances.py; Self2Seg through ``segment(..., instances=True)``) and scored
@@ -103,6 +106,8 @@ AUTO_METHODS = ("self2seg_auto_1", "self2seg_auto_2", "self2seg_auto")
 """
 METHODS = (*GRIDS, "self2seg_2", *AUTO_METHODS)
 Lam = float | Literal["auto"]
+PAPER_THRESHOLD = 0.5
+"""The paper's threshold of the min–max normalised Noise2Fast denoising (denoise+threshold init)."""
 
 threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
 chan_vese: Callable[..., np.ndarray] = segmentation.chan_vese
@@ -187,7 +192,7 @@ def shared_n2f(
     return den, seconds
 
 
-def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2, "auto"], lam: Lam) -> Self2SegConfig:
+def self2seg_config(base: Self2SegConfig, sigma: int, experts: Literal[1, 2], lam: Lam) -> Self2SegConfig:
     """Apply the paper's DSB setting: denoise+threshold init (given as a mask), residual filter 3 for σ >= 30."""
     return dataclasses.replace(
         base,
@@ -226,22 +231,25 @@ def run_method(
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     elif method == "convex_cv":
         mask = convex_cv(f, weight, f > 0.5)
+    elif method == "self2seg_auto":
+        result = segment(noisy, dataclasses.replace(base, init="threshold"), seed=0, device=device, instances=True)
+        mask, denoised, lam_used, objects = result.mask, result.denoised, result.lam, result.instances
     elif method in ("n2f_threshold", "n2f_otsu"):
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         den_n = normalised(den)
-        mask = den_n > (base.threshold if method == "n2f_threshold" else threshold_otsu(den_n))
+        mask = den_n > (PAPER_THRESHOLD if method == "n2f_threshold" else threshold_otsu(den_n))
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     elif method == "sequential":
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         den_n = normalised(den)
-        mask = convex_cv(den_n, weight, den_n > base.threshold)
+        mask = convex_cv(den_n, weight, den_n > PAPER_THRESHOLD)
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     else:
         # denoise+threshold init from the same whole-image Noise2Fast as `sequential` (paper §5);
         # it does not depend on λ, so it is trained once per crop and σ and its time is counted in every run
         den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
-        init_mask = threshold_regions(normalised(den), 2, base.threshold, "denoised crop")[1]
-        experts: Literal[1, 2, "auto"] = 1 if method.endswith("_1") else 2 if method.endswith("_2") else "auto"
+        init_mask = threshold_regions(normalised(den), 2, PAPER_THRESHOLD, "denoised crop")[1]
+        experts: Literal[1, 2] = 1 if method.endswith("_1") else 2
         config = self2seg_config(base, sigma, experts, lam)
         result = segment(noisy, config, init_mask=init_mask, seed=0, device=device, instances=True)
         mask, denoised, lam_used, objects = result.mask, result.denoised, result.lam, result.instances

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from evaluate_dsb import SIGMAS, load_crops, normalised, self2seg_config, shared_n2f
+from evaluate_dsb import PAPER_THRESHOLD, SIGMAS, load_crops, normalised, self2seg_config, shared_n2f
 from napari_self2seg.core import dice, preset, segment
 
 INITS = ("threshold 0.5", "Otsu")
@@ -56,7 +56,7 @@ def main() -> None:
             den_n = normalised(den)
             config = self2seg_config(base, sigma, 1, args.lam)
             for init in INITS:
-                level = base.threshold if init == "threshold 0.5" else otsu_threshold(den_n)
+                level = PAPER_THRESHOLD if init == "threshold 0.5" else otsu_threshold(den_n)
                 init_mask = den_n > level
                 result = segment(noisy, config, init_mask=init_mask, seed=0, device="cpu")
                 scores.setdefault(("initial mask", init, sigma), []).append(dice(init_mask, crop.truth))

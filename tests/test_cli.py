@@ -70,6 +70,15 @@ def test_cli_automatic_choices_recorded_bad_values_refused(tmp_path: Path, tiny_
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["automatic_lam"] is True and record["lam"] == record["config"]["lam"] > 0
     assert record["config"]["experts"] == ["constant", "constant"]  # the choice, not auto: intensity separates
+    # without boxes a preset that thresholds by Otsu starts from the image's Otsu threshold (no denoiser)
+    _small_preset(monkeypatch, dataclasses.replace(tiny_config, threshold="otsu", experts=("auto",), lam="auto"))
+    assert cli.main([*common[:2], "--max-outer", "1", *outputs]) == 0
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["config"]["init"] == "threshold" and record["config"]["threshold"] == "otsu"
+    assert record["timings_s"]["init"] == 0.0 and record["config"]["experts"] == ["constant", "constant"]
+    square = np.zeros(img.shape, bool)
+    square[8:24, 8:24] = True
+    assert dice(tifffile.imread(tmp_path / "m.tif") > 0, square) > 0.9
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*common, "--experts", "3", *outputs])
     assert exit_info.value.code == 2 and "expected 1, 2 or 'auto'" in capsys.readouterr().err

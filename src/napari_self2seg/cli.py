@@ -40,6 +40,7 @@ from .core.config import (
     AUTO,
     BINARY_EXPERTS,
     DEFAULT_PRESET,
+    OTSU,
     PRESETS,
     ExpertKind,
     InstanceConfig,
@@ -60,6 +61,8 @@ Box = tuple[float, float, float, float]
 
 DSB_LAMBDA = 0.01
 """λ of the demo on the bundled σ = 30 nuclei crop."""
+PAPER_THRESHOLD = 0.5
+"""The demo's threshold of the denoised image (the paper's DSB2018 setting, §5)."""
 
 
 def _lam_argument(text: str) -> float | Literal["auto"]:
@@ -199,7 +202,8 @@ def _add_run_options(seg: argparse.ArgumentParser) -> None:
         "--init",
         choices=("boxes", "threshold", "denoise-threshold"),
         default=None,
-        help="initialisation (default: boxes if boxes are given, else denoise-threshold)",
+        help="initialisation (default: boxes if boxes are given; else threshold, by Otsu, with the fast preset "
+        "and the paper's denoise-threshold with --preset paper)",
     )
     seg.add_argument("--preset", default=None, choices=PRESETS, help=f"settings preset (default: {DEFAULT_PRESET})")
     seg.add_argument(
@@ -323,7 +327,8 @@ def _run_config(args: argparse.Namespace, boxes: dict[int, list[Box]], objects: 
         init = cast("InitMode", args.init or config.init)
     else:
         config = preset(args.preset or DEFAULT_PRESET)
-        init = cast("InitMode", args.init or ("boxes" if boxes else "denoise-threshold"))
+        boxless: InitMode = "threshold" if config.threshold == OTSU else "denoise-threshold"
+        init = cast("InitMode", args.init or ("boxes" if boxes else boxless))
     overrides = {
         "lam": args.lam,
         "mu": args.mu,
@@ -452,6 +457,7 @@ def _demo(args: argparse.Namespace) -> None:
     config = dataclasses.replace(
         preset(args.preset),
         init="denoise-threshold",
+        threshold=PAPER_THRESHOLD,
         experts=BINARY_EXPERTS[1],
         residual_filter=3,
         lam=DSB_LAMBDA,

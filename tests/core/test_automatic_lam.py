@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -157,10 +158,14 @@ def test_presets_and_config_checks() -> None:
             dataclasses.replace(AUTO_TINY, lam=bad)  # type: ignore[arg-type]
 
 
-def test_automatic_lam_without_boxes_warns_that_the_rule_is_made_for_boxes(caplog: pytest.LogCaptureFixture) -> None:
+def test_automatic_lam_warns_with_a_fixed_threshold_init_only(caplog: pytest.LogCaptureFixture) -> None:
+    """The rule is validated with boxes and Otsu thresholds (docs/results.md); the paper's 0.5 gets a warning."""
     image, _ = noisy_disk(0.1)
-    config = dataclasses.replace(AUTO_TINY, init="threshold", max_outer_iter=1)
-    with caplog.at_level("WARNING", logger="napari_self2seg.core.solver"):
-        result = segment(image, config, device="cpu")
-    assert result.automatic_lam
-    assert any("validated with box prompts" in r.getMessage() for r in caplog.records)
+    cases: tuple[tuple[float | Literal["otsu"], bool], ...] = ((0.5, True), ("otsu", False))
+    for threshold, warned in cases:
+        config = dataclasses.replace(AUTO_TINY, init="threshold", threshold=threshold, max_outer_iter=1)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="napari_self2seg.core.solver"):
+            result = segment(image, config, device="cpu")
+        assert result.automatic_lam
+        assert any("validated with box prompts" in r.getMessage() for r in caplog.records) == warned

@@ -95,6 +95,30 @@ def test_threshold_on_a_flat_denoising_is_rejected() -> None:
     assert fg.any() and bg.any() and not (fg & bg).any()
 
 
+def test_otsu_threshold_maximises_the_between_class_variance() -> None:
+    """``threshold="otsu"`` splits where a brute-force search over all cuts finds the largest between-class variance;
+    a dim object next to one saturated pixel is found, where the paper's fixed 0.5 keeps only that pixel."""
+    rng = np.random.default_rng(3)
+    grey = np.full((24, 24), 0.1) + rng.normal(0, 0.02, (24, 24))
+    grey[6:14, 6:14] += 0.2  # dim object
+    grey[20, 20] = 1.0  # one saturated pixel
+    values = np.sort(grey.ravel())
+
+    def between(cut: float) -> float:
+        low, high = values[values <= cut], values[values > cut]
+        return float(low.size * high.size * (low.mean() - high.mean()) ** 2)
+
+    best = max(values[:-1], key=between)
+    bg, fg = threshold_regions(grey, 2, "otsu", "image")
+    np.testing.assert_array_equal(fg, grey > best)
+    assert fg[6:14, 6:14].all() and fg.sum() == 8 * 8 + 1 and not (fg & bg).any()
+    assert threshold_regions(grey, 2, 0.5, "image")[1].sum() == 1
+    with pytest.raises(ValueError, match="flat"):
+        threshold_regions(np.zeros((8, 8)), 2, "otsu", "image")
+    with pytest.raises(ValueError, match="'otsu'"):
+        Self2SegConfig(threshold="Otsu")  # type: ignore[arg-type]
+
+
 def test_more_classes_are_thresholded_by_multi_otsu() -> None:
     ramp = np.repeat(np.linspace(0, 1, 48), 48).reshape(48, 48)
     regions = threshold_regions(ramp, 3, 0.5, "image")

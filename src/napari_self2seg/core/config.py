@@ -20,6 +20,8 @@ AUTO: Literal["auto"] = "auto"
 """Value of ``Self2SegConfig.lam`` that asks for the image-derived λ (core/automatic_lam.py), and the
 expert kind that keeps a network only where it explains its region better than a constant."""
 EXPERT_KINDS: tuple[ExpertKind, ...] = ("network", "constant", "auto")
+OTSU: Literal["otsu"] = "otsu"
+"""Value of ``Self2SegConfig.threshold`` that takes Otsu's threshold of the image being thresholded."""
 MAX_CLASSES = 256
 """Most regions a run can have: class indices are written as uint8."""
 RESIDUAL_MODES: tuple[ResidualMode, ...] = ("full", "blind")
@@ -280,8 +282,11 @@ class Self2SegConfig:
         How the first masks are made: from foreground/background boxes, by
         thresholding the normalised image, by thresholding a whole-image
         Noise2Fast denoising, or from a user-given mask.
-    threshold : float
-        Threshold in (0, 1) on the normalised image for the threshold inits.
+    threshold : float or "otsu"
+        Two-class threshold in (0, 1) of the threshold inits, on the
+        normalised image (or its denoising). ``"otsu"``: Otsu's threshold
+        of that image, so that dim objects are found whatever the brightest
+        pixel (the ``fast`` preset's choice; the paper uses 0.5).
     residual_filter : int
         Size of the mean filter applied to the expert residuals before
         squaring (paper §3.1 variant 3; paper: 3 for σ ≥ 30). 1 means off.
@@ -320,7 +325,7 @@ class Self2SegConfig:
     experts: tuple[ExpertKind, ...] = ("network",)
     classes: int = 2
     init: InitMode = "boxes"
-    threshold: float = 0.5
+    threshold: float | Literal["otsu"] = 0.5
     residual_filter: int = 1
     residual: ResidualMode = "full"
     max_outer_iter: int = 10
@@ -332,8 +337,12 @@ class Self2SegConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
-        for name in ("mu", "threshold", "stop_ratio"):
+        for name in ("mu", "stop_ratio"):
             require_number(getattr(self, name), name)
+        if isinstance(self.threshold, str):
+            _require(self.threshold == OTSU, f"threshold must be a number in (0, 1) or 'otsu', got {self.threshold!r}")
+        else:
+            require_number(self.threshold, "threshold")
         for name in ("residual_filter", "max_outer_iter"):
             require_number(getattr(self, name), name, integer=True)
         if isinstance(self.lam, str) and self.lam != AUTO:
@@ -370,8 +379,8 @@ class Self2SegConfig:
             f"residual must be one of {', '.join(RESIDUAL_MODES)}; got {self.residual!r}",
         )
         _require(
-            0.0 < self.threshold < 1.0,
-            f"threshold must be in (0, 1), got {self.threshold}",
+            self.threshold == OTSU or 0.0 < self.threshold < 1.0,
+            f"threshold must be in (0, 1) or 'otsu', got {self.threshold}",
         )
         _require(
             self.residual_filter >= 1 and self.residual_filter % 2 == 1,
@@ -456,8 +465,10 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         background network only where the background needs one
         (``experts=("auto",)``: constants where they separate the boxes about
         as well as networks, :mod:`.expert_choice`), regions with a constant
-        expert denoised by a network at the end, and primal–dual step sizes
-        scaled to λ.
+        expert denoised by a network at the end, Otsu's threshold for the
+        threshold initialisations (``threshold="otsu"``, measured in
+        ``benchmarks/evaluate_dsb.py``), and primal–dual step sizes scaled
+        to λ.
 
     Returns
     -------
@@ -476,6 +487,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
             lam=AUTO,
             residual="blind",
             experts=(AUTO,),
+            threshold=OTSU,
             denoise_constant_regions=True,
             denoiser=DenoiserConfig(
                 width=32,

@@ -8,12 +8,13 @@ in two regions.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from skimage import filters
 
 from ._validation import class_name
+from .config import OTSU
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 threshold_multiotsu: Callable[..., np.ndarray] = filters.threshold_multiotsu
 """scikit-image's multi-Otsu thresholds (Liao et al. 2001), typed for this module."""
+threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
+"""scikit-image's Otsu threshold, typed for this module."""
 
 
 def box_mask(boxes: Sequence[Box], shape: tuple[int, int]) -> np.ndarray:
@@ -90,7 +93,7 @@ def label_regions(labels: np.ndarray, classes: int) -> np.ndarray:
     return regions
 
 
-def threshold_regions(grey: np.ndarray, classes: int, threshold: float, what: str) -> np.ndarray:
+def threshold_regions(grey: np.ndarray, classes: int, threshold: float | Literal["otsu"], what: str) -> np.ndarray:
     """Regions by intensity: ``grey > threshold`` for two classes, multi-Otsu for more.
 
     Parameters
@@ -100,8 +103,9 @@ def threshold_regions(grey: np.ndarray, classes: int, threshold: float, what: st
         normalised channels.
     classes : int
         Number of regions K; class k holds the k-th intensity band (class 0 the darkest).
-    threshold : float
-        The two-class threshold.
+    threshold : float or "otsu"
+        The two-class threshold; ``"otsu"``: Otsu's threshold of ``grey``
+        (the two-class case of multi-Otsu).
     what : str
         What ``grey`` is, for messages.
 
@@ -111,6 +115,10 @@ def threshold_regions(grey: np.ndarray, classes: int, threshold: float, what: st
         If a region is empty.
     """
     if classes == 2:
+        if threshold == OTSU:
+            if float(grey.max()) <= float(grey.min()):
+                raise ValueError(f"the {what} is flat: Otsu's threshold cannot split it; initialise from boxes")
+            threshold = threshold_otsu(grey)
         labels = (grey > threshold).astype(np.int64)
     else:
         try:

@@ -32,7 +32,7 @@ from ._validation import (
     resolve_device,
 )
 from .automatic_lam import automatic_lam
-from .config import AUTO, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
+from .config import AUTO, OTSU, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
@@ -159,14 +159,16 @@ class _Run:
         self.config = dataclasses.replace(self.config, lam=lam)
         self.automatic_lam = True
         logger.info("automatic λ = %.4g (spread of the residual differences in the initial regions)", lam)
-        if self.config.init != "boxes":
-            # measured in docs/results.md: 2-4x too large on DSB2018 with the denoise-threshold init
+        init = self.config.init
+        if init == "mask" or (init != "boxes" and self.config.threshold != OTSU):
+            how = init if init == "mask" else f"{init}, threshold {self.config.threshold}"
+            # measured in docs/results.md: 3-16x too large on DSB2018 with the paper's 0.5 denoise-threshold init
             logger.warning(
-                "λ = %.3g was chosen from the image, a rule validated with box prompts; with init=%r it tends "
-                "to be too large (the regions hold misclassified pixels). If the mask floods or loses objects, "
-                "give λ yourself (0.01-0.02 for nuclei) or draw boxes.",
+                "λ = %.3g was chosen from the image, a rule validated with box prompts and Otsu thresholds; with "
+                "init %s it tends to be too large (the regions hold misclassified pixels). If the mask floods or "
+                "loses objects, give λ yourself (0.01-0.02 for nuclei) or draw boxes.",
                 lam,
-                self.config.init,
+                how,
             )
 
     def receive(self, sent: LiveParameters | None) -> None:
