@@ -68,7 +68,7 @@ from skimage import filters, io, metrics, restoration, segmentation
 
 from napari_self2seg import __version__
 from napari_self2seg.core import DenoiserConfig, Self2SegConfig, dice, preset, segment
-from napari_self2seg.core.config import BINARY_EXPERTS, InstanceConfig, PrimalDualConfig
+from napari_self2seg.core.config import BINARY_EXPERTS, PAPER_THRESHOLD, InstanceConfig, PrimalDualConfig
 from napari_self2seg.core.denoiser.network import Noise2FastNet
 from napari_self2seg.core.denoiser.training import train_expert
 from napari_self2seg.core.energy import squared_residual, weighted_mean
@@ -106,8 +106,6 @@ AUTO_METHODS = ("self2seg_auto_1", "self2seg_auto_2", "self2seg_auto")
 """
 METHODS = (*GRIDS, "self2seg_2", *AUTO_METHODS)
 Lam = float | Literal["auto"]
-PAPER_THRESHOLD = 0.5
-"""The paper's threshold of the min–max normalised Noise2Fast denoising (denoise+threshold init)."""
 
 threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
 chan_vese: Callable[..., np.ndarray] = segmentation.chan_vese

@@ -20,8 +20,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from evaluate_dsb import PAPER_THRESHOLD, SIGMAS, load_crops, normalised, self2seg_config, shared_n2f
+from evaluate_dsb import SIGMAS, load_crops, normalised, self2seg_config, shared_n2f
 from napari_self2seg.core import dice, preset, segment
+from napari_self2seg.core.config import PAPER_THRESHOLD
 
 INITS = ("threshold 0.5", "Otsu")
 

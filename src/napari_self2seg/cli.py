@@ -41,6 +41,7 @@ from .core.config import (
     BINARY_EXPERTS,
     DEFAULT_PRESET,
     OTSU,
+    PAPER_THRESHOLD,
     PRESETS,
     ExpertKind,
     InstanceConfig,
@@ -61,8 +62,6 @@ Box = tuple[float, float, float, float]
 
 DSB_LAMBDA = 0.01
 """λ of the demo on the bundled σ = 30 nuclei crop."""
-PAPER_THRESHOLD = 0.5
-"""The demo's threshold of the denoised image (the paper's DSB2018 setting, §5)."""
 
 
 def _lam_argument(text: str) -> float | Literal["auto"]:

@@ -22,6 +22,8 @@ expert kind that keeps a network only where it explains its region better than a
 EXPERT_KINDS: tuple[ExpertKind, ...] = ("network", "constant", "auto")
 OTSU: Literal["otsu"] = "otsu"
 """Value of ``Self2SegConfig.threshold`` that takes Otsu's threshold of the image being thresholded."""
+PAPER_THRESHOLD = 0.5
+"""The paper's two-class threshold of the min–max normalised (denoised) image (§5)."""
 MAX_CLASSES = 256
 """Most regions a run can have: class indices are written as uint8."""
 RESIDUAL_MODES: tuple[ResidualMode, ...] = ("full", "blind")
@@ -325,7 +327,7 @@ class Self2SegConfig:
     experts: tuple[ExpertKind, ...] = ("network",)
     classes: int = 2
     init: InitMode = "boxes"
-    threshold: float | Literal["otsu"] = 0.5
+    threshold: float | Literal["otsu"] = PAPER_THRESHOLD
     residual_filter: int = 1
     residual: ResidualMode = "full"
     max_outer_iter: int = 10
