@@ -13,9 +13,10 @@ Families (all synthetic except ``dsb``, which reads ``../shared/data``):
 
 Each case runs the package's defaults (``segment(image, fg_boxes=…, bg_boxes=…)``: the
 ``fast`` preset, boxes, seed 0) and reports its Dice, whether it flooded (> 95 % foreground)
-or vanished (< 0.5 %) or ended ``degenerate``, and the Dice of Otsu, TV(0.1)+Otsu and
-skimage ``chan_vese``. Intensity baselines take the brighter phase as foreground, except on
-textures, where no phase is brighter and they get the better of both polarities.
+or vanished (< 0.5 %) or ended ``degenerate``, whether it ``restarted`` after a collapse, and
+the Dice of Otsu, TV(0.1)+Otsu and skimage ``chan_vese``. Intensity baselines take the brighter
+phase as foreground, except on textures, where no phase is brighter and they get the better of
+both polarities.
 
 Usage::
 
@@ -209,6 +210,7 @@ def run_case(
         "flooded": fraction > 0.95,
         "vanished": fraction < 0.005,
         "degenerate": result.degenerate,
+        "restarted": result.restarted,
         "stop_reason": result.stop_reason,
         "lam": result.lam,
         "experts": list(result.config.experts),
@@ -222,11 +224,12 @@ def family_summary(rows: list[dict[str, Any]]) -> str:
         return f"{np.mean(values):.3f} / {min(values):.3f}"
 
     bad = sum(r["flooded"] or r["vanished"] or r["degenerate"] for r in rows)
+    restarted = sum(r.get("restarted", False) for r in rows)
     worst = min(rows, key=lambda r: r["self2seg"])
     return (
         f"{rows[0]['family']:>8} ({len(rows):2d} cases) mean/worst Dice: self2seg {stats('self2seg')} | "
         f"otsu {stats('otsu')} | tv_otsu {stats('tv_otsu')} | chan_vese {stats('chan_vese')} | "
-        f"degenerate {bad} | worst: {worst['case']} ({worst['self2seg']:.3f})"
+        f"degenerate {bad} | restarted {restarted} | worst: {worst['case']} ({worst['self2seg']:.3f})"
     )
 
 

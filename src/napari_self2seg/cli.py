@@ -391,6 +391,8 @@ def _segment(args: argparse.Namespace) -> None:
             outputs.write_text("--table-out", table_csv(table))
     if result.degenerate:
         print(f"self2seg: warning: {result.stop_reason}", file=sys.stderr)
+    elif result.restarted:
+        print(f"self2seg: note: {result.stop_reason}", file=sys.stderr)
     if result.instances is not None and result.instances.count == 0:
         print(
             f"self2seg: warning: {no_objects_reason(config.instances)}; the labels image is empty. "

@@ -30,6 +30,7 @@ def result_record(result: SegmentationResult) -> dict[str, object]:
         "outer_iterations": result.outer_iterations,
         "stop_reason": result.stop_reason,
         "degenerate": result.degenerate,
+        "restarted": result.restarted,
         "lam": result.lam,
         "automatic_lam": result.automatic_lam,
         "classes": result.classes,

@@ -31,16 +31,19 @@ def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 
     def tiny(self: ParameterForm) -> Any:
         cfg = original(self)
+        denoiser = DenoiserConfig(
+            width=8,
+            n_blocks=2,
+            patience=15,
+            average_last=15,
+            max_steps=200,
+            learning_rate=cfg.denoiser.learning_rate,
+        )
+        restart = None if cfg.restart_denoiser is None else dataclasses.replace(denoiser, width=12)
         return dataclasses.replace(
             cfg,
-            denoiser=DenoiserConfig(
-                width=8,
-                n_blocks=2,
-                patience=15,
-                average_last=15,
-                max_steps=200,
-                learning_rate=cfg.denoiser.learning_rate,
-            ),
+            denoiser=denoiser,
+            restart_denoiser=restart,
             solver=PrimalDualConfig(max_iter=1500, gap_tol=1e-5),
         )
 

@@ -606,9 +606,10 @@ class Self2SegWidget(Container[Widget]):
         if image not in self.viewer.layers:
             return  # the run is being stopped (see _on_layer_removed)
         mask = None
-        if state.labels_step > job.mask_step:  # a new complete mask
+        # a new complete mask (after a restart, the steps count again from 1)
+        if state.labels_step > 0 and state.labels is not job.last_labels:
             mask = state.labels
-            job.mask_step = state.labels_step
+            job.mask_step, job.last_labels = state.labels_step, state.labels
             if job.first_mask_s is None:
                 job.first_mask_s = time.perf_counter() - job.started
                 # this run's outputs replace the previous ones: λ changes now belong to this run
@@ -623,7 +624,9 @@ class Self2SegWidget(Container[Widget]):
             job.losses += 1
             self.loss_plot.append(name, colour, (job.losses, state.loss))
         self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
-        if state.lam is not None and job.config.lam == AUTO and not job.lam_shown:
+        if state.lam is None:  # not chosen yet, or chosen again by a restart
+            job.lam_shown = False
+        elif job.config.lam == AUTO and not job.lam_shown:
             job.lam_shown = True
             if self.params.lam_auto.value:  # unless the user typed a λ meanwhile
                 self.params.show_chosen_lam(state.lam)
@@ -643,7 +646,7 @@ class Self2SegWidget(Container[Widget]):
             stack.current = progress.plane
             job.plane = stack.index(progress.plane)
             job.data = stack.data[job.plane]
-            job.mask_step, job.last_denoised = 0, None
+            job.mask_step, job.last_labels, job.last_denoised = 0, None, None
             if job.image in self.viewer.layers:
                 job.backup = self.outputs.backup(job.image, job.plane, job.layout)
                 if self.follow_planes.value:

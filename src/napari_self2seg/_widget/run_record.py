@@ -93,6 +93,8 @@ class RunRecord:
         Training-loss points plotted so far.
     previous : tuple
         ``(run_result, result, result_job)`` of the dock before this run, put back if it fails.
+    last_labels : numpy.ndarray or None
+        The labels of the shown mask (a snapshot shares arrays until they change).
     last_denoised : numpy.ndarray or None
         The last denoised image written (a snapshot shares arrays until they change).
     lam_shown : bool
@@ -122,6 +124,7 @@ class RunRecord:
     backup: PlaneBackup = field(default_factory=lambda: PlaneBackup(mask=None, denoised=None))
     losses: int = 0
     previous: tuple[SegmentationResult | None, SegmentationResult | None, RunRecord | None] = (None, None, None)
+    last_labels: np.ndarray | None = None
     last_denoised: np.ndarray | None = None
     lam_shown: bool = False
     stop_reason: str | None = None

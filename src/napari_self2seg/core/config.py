@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 InitMode = Literal["boxes", "threshold", "denoise-threshold", "mask"]
@@ -315,6 +315,16 @@ class Self2SegConfig:
         Beyond the paper; on in the ``fast`` preset.
     denoiser : DenoiserConfig
         Settings of the Noise2Fast experts.
+    restart_denoiser : DenoiserConfig or None
+        Experts of one restart after a collapse: when a segmentation step
+        would make the image a single region, or take most of a class's boxes
+        from it, the run starts once more from its initial regions with
+        experts of these settings (and λ chosen again if it was chosen from
+        the image), and returns the restart's result unless the first attempt
+        had kept a later segmentation step. None (the paper): no restart,
+        the run ends with the last segmentation before the collapse. Beyond
+        the paper; the ``fast`` preset restarts with experts of the paper's
+        size (docs/robustness.md).
     solver : PrimalDualConfig
         Settings of the primal–dual segmentation step.
     instances : InstanceConfig
@@ -334,6 +344,7 @@ class Self2SegConfig:
     stop_ratio: float = 0.15
     denoise_constant_regions: bool = False
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    restart_denoiser: DenoiserConfig | None = None
     solver: PrimalDualConfig = field(default_factory=PrimalDualConfig)
     instances: InstanceConfig = field(default_factory=InstanceConfig)
 
@@ -356,6 +367,10 @@ class Self2SegConfig:
                 f"lam (λ) must be > 0 or 'auto', got {self.lam}; try 'auto' or a value between 0.01 and 0.07",
             )
         _require(self.mu >= 0, f"mu (µ) must be >= 0, got {self.mu}; use 0 to switch it off")
+        _require(
+            self.restart_denoiser is None or isinstance(self.restart_denoiser, DenoiserConfig),
+            f"restart_denoiser must be a DenoiserConfig or None (no restart), got {self.restart_denoiser!r}",
+        )
         _require(
             isinstance(self.denoise_constant_regions, bool),
             f"denoise_constant_regions must be true or false, got {self.denoise_constant_regions!r}",
@@ -418,6 +433,7 @@ def config_from_dict(values: Mapping[str, Any]) -> Self2SegConfig:
     """
     nested: dict[str, type[DenoiserConfig | PrimalDualConfig | InstanceConfig]] = {
         "denoiser": DenoiserConfig,
+        "restart_denoiser": DenoiserConfig,
         "solver": PrimalDualConfig,
         "instances": InstanceConfig,
     }
@@ -431,7 +447,7 @@ def config_from_dict(values: Mapping[str, Any]) -> Self2SegConfig:
             raise ValueError(f"unknown {where} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         converted = {
             name: build(nested[name], value, f"config.{name}")
-            if kind is Self2SegConfig and name in nested
+            if kind is Self2SegConfig and name in nested and value is not None
             else tuple(value)
             if isinstance(value, list)
             else value
@@ -485,23 +501,26 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
     if name == "paper":
         return Self2SegConfig()
     if name == "fast":
+        denoiser = DenoiserConfig(
+            width=32,
+            n_blocks=3,
+            learning_rate=1e-3,
+            patience=6,
+            average_last=5,
+            max_steps=1000,
+            validate_every=5,
+            patch_size=64,
+            warm_start=True,
+        )
+        paper_size = DenoiserConfig()
         return Self2SegConfig(
             lam=AUTO,
             residual="blind",
             experts=(AUTO,),
             threshold=OTSU,
             denoise_constant_regions=True,
-            denoiser=DenoiserConfig(
-                width=32,
-                n_blocks=3,
-                learning_rate=1e-3,
-                patience=6,
-                average_last=5,
-                max_steps=1000,
-                validate_every=5,
-                patch_size=64,
-                warm_start=True,
-            ),
+            denoiser=denoiser,
+            restart_denoiser=replace(denoiser, width=paper_size.width, n_blocks=paper_size.n_blocks),
             solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-6, check_every=25),
             max_outer_iter=6,
         )

@@ -139,6 +139,13 @@ class _Run:
         self.relaxed = _frozen(np.zeros((classes or 2, *shape), dtype=np.float32))
         self.denoised: np.ndarray | None = None
         self.automatic_lam = False
+        self.lam_sent = False
+
+    def continue_from(self, previous: _Run) -> None:
+        """Count the time of an earlier attempt of the same run (a restart) as this run's."""
+        self.start, self.last_yield = previous.start, previous.last_yield
+        self.init_time, self.segment_time = previous.init_time, previous.segment_time
+        self.expert_times = list(previous.expert_times)
 
     @property
     def lam(self) -> float:
@@ -175,6 +182,7 @@ class _Run:
         """Apply parameters sent into the generator (validated by LiveParameters)."""
         if sent is None:
             return
+        self.lam_sent = self.lam_sent or sent.lam is not None
         lam = self.config.lam if sent.lam is None else sent.lam
         mu = self.config.mu if sent.mu is None else sent.mu
         self.config = dataclasses.replace(self.config, lam=lam, mu=mu)
@@ -502,8 +510,12 @@ class Scheme:
         self.generator = torch.Generator().manual_seed(seed)
         classes = None if inputs.regions is None else inputs.regions.shape[0]
         self.run_ = _Run(config, classes, (inputs.image.shape[1], inputs.image.shape[2]))
+        self.requested = config
+        """The configuration as given, before the run resolved ``"auto"`` settings or received live ones."""
         self.handover: WarmStart | None = None
         """Set when the run ends: what warm-starts the next plane of a stack."""
+        self.collapse: str | None = None
+        """How the segmentation collapsed (``"segmentation step 2 made …"``), or None."""
 
     @functools.cached_property
     def f(self) -> torch.Tensor:
@@ -570,6 +582,15 @@ class Scheme:
 
     def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
         """Run the alternation: the generator behind :func:`iterate`; ``warm`` replaces the initialisation."""
+        result = yield from self.attempt(keep_problem, instances, warm)
+        if result.degenerate and warm is None and self.config.restart_denoiser is not None:
+            result = yield from self.restart(result, keep_problem, instances)
+        yield self.run_.snapshot(Phase.DONE, result.outer_iterations, f"done: {result.stop_reason}", result=result)
+
+    def attempt(
+        self, keep_problem: bool, instances: bool, warm: WarmStart | None
+    ) -> Generator[SolverState, LiveParameters | None, SegmentationResult]:
+        """Alternate expert and segmentation steps until a stopping rule or a collapse; return the result."""
         alt = yield from (self.initialise() if warm is None else self.warm_initialise(warm))
         while True:
             yield from self.train_experts(alt)
@@ -597,7 +618,46 @@ class Scheme:
         self.handover = WarmStart(
             kinds=tuple(alt.kinds), nets=tuple(alt.nets), u=alt.u, p=alt.solver.p, set_aside=dict(alt.set_aside)
         )
-        yield self.run_.snapshot(Phase.DONE, alt.outer, f"done: {alt.stop_reason}", result=result)
+        return result
+
+    def restart(
+        self, first: SegmentationResult, keep_problem: bool, instances: bool
+    ) -> Generator[SolverState, LiveParameters | None, SegmentationResult]:
+        """After a collapse, start once more from the initial regions with ``restart_denoiser`` experts.
+
+        Narrow experts trained briefly on small boxes can each explain the
+        other region's texture about as well as their own, and a segmentation
+        step then floods; experts of the paper's size separate such pairs
+        (docs/robustness.md). The restart keeps live λ/µ values (an automatic
+        λ is chosen again for the new experts) and its time counts towards
+        the run's. Its result replaces the first one unless the first attempt
+        had kept a later segmentation step.
+        """
+        run = self.run_
+        denoiser = run.config.restart_denoiser
+        if denoiser is None:  # pragma: no cover - run() restarts only with restart_denoiser set
+            raise RuntimeError("restart without restart_denoiser")
+        config = dataclasses.replace(
+            self.requested,
+            denoiser=denoiser,
+            restart_denoiser=None,
+            lam=run.config.lam if run.lam_sent else self.requested.lam,
+            mu=run.config.mu,
+        )
+        wider = f"{denoiser.width}-channel, {denoiser.n_blocks}-block experts"
+        logger.warning("%s; restarting from the initial regions with %s", self.collapse, wider)
+        retry = Scheme(self.inputs, config, self.seed, self.device)
+        retry.run_.continue_from(run)
+        run.receive((yield run.snapshot(Phase.INIT, 0, f"{self.collapse}: restarting with {wider}")))
+        second = yield from retry.attempt(keep_problem, instances, None)
+        if second.degenerate and retry.run_.labels_step < run.labels_step:
+            note = f"; a restart with {wider} collapsed sooner ({retry.collapse})"
+            return dataclasses.replace(
+                first, stop_reason=first.stop_reason + note, timings=retry.run_.timings(), restarted=True
+            )
+        self.run_, self.handover = retry.run_, retry.handover
+        reason = f"restarted with {wider} because {self.collapse} in the first attempt; then: {second.stop_reason}"
+        return dataclasses.replace(second, stop_reason=reason, restarted=True)
 
     def initialise(self) -> Generator[SolverState, LiveParameters | None, _Alternation]:
         """Algorithm 1, step 1: the initial regions, memberships and untrained experts."""
@@ -607,13 +667,14 @@ class Scheme:
             init_time = [0.0]
             whole = torch.ones(self.f.shape[1:], dtype=torch.bool, device=self.device)
             output = yield from self.train(self.new_net(), whole, 0, None, init_time, 0)
-            run.init_time = init_time[0]
+            run.init_time += init_time[0]
             grey = output.mean(dim=0).cpu().numpy()
             grey = (grey - grey.min()) / max(float(grey.max() - grey.min()), 1e-12)
             regions_np = threshold_regions(grey, self.config.classes, self.config.threshold, "denoised image")
             expert_kinds(self.config, regions_np.shape[0])
         classes = regions_np.shape[0]
-        run.expert_times = [0.0] * classes
+        if len(run.expert_times) != classes:  # known only now after a denoise-threshold init
+            run.expert_times = [0.0] * classes
         regions = torch.from_numpy(regions_np).to(self.device)
         # memberships: each region's pixels in its class, pixels outside every region in the background
         u = regions.to(self.f.dtype)
@@ -764,7 +825,8 @@ class Scheme:
             kept = alt.kept
             before = "the initial regions are" if kept.step == 0 else f"the segmentation of step {kept.step} is"
             fix = "lower λ, draw larger boxes, or try a constant background expert"
-            alt.stop_reason = f"segmentation step {alt.outer} made {collapse} with λ = {lam:g}, so {before} kept; {fix}"
+            self.collapse = f"segmentation step {alt.outer} made {collapse}"
+            alt.stop_reason = f"{self.collapse} with λ = {lam:g}, so {before} kept; {fix}"
             logger.warning(alt.stop_reason)
             alt.solver.u.copy_(kept.u)
             alt.solver.p.copy_(kept.p)

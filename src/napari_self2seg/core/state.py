@@ -167,6 +167,11 @@ class SegmentationResult:
     instances : Instances or None
         The objects of every class except the background, when asked for
         (``segment(..., instances=True)``); kept up to date by :func:`resegment`.
+    restarted : bool
+        Whether a collapse made the run start again from its initial regions
+        with ``config.restart_denoiser``'s experts; ``stop_reason`` says what
+        collapsed, and the result is the restart's (``config.denoiser`` then
+        holds the restart's experts) unless the first attempt kept a later step.
     """
 
     labels: np.ndarray
@@ -185,6 +190,7 @@ class SegmentationResult:
     channel_axis: int | None = None
     problem: ConvexProblem | None = None
     instances: Instances | None = None
+    restarted: bool = False
 
     @property
     def classes(self) -> int:

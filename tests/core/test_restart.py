@@ -1,0 +1,91 @@
+"""The restart after a collapse (``Self2SegConfig.restart_denoiser``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from napari_self2seg.core import (
+    DenoiserConfig,
+    LiveParameters,
+    Phase,
+    PrimalDualConfig,
+    Self2SegConfig,
+    dice,
+    iterate,
+    preset,
+    segment,
+)
+from napari_self2seg.core.config import config_from_dict
+from napari_self2seg.datasets import blob_mask, texture, texture_pair
+
+TINY = DenoiserConfig(width=4, n_blocks=1, patience=3, average_last=2, max_steps=30)
+
+
+def test_the_fast_preset_restarts_with_experts_of_the_paper_size_and_the_paper_never_restarts() -> None:
+    fast, paper = preset("fast"), preset("paper")
+    assert paper.restart_denoiser is None
+    assert fast.restart_denoiser is not None
+    # the paper's width and depth, the fast experts' other settings (patches, warm start, early stopping)
+    paper_size = dataclasses.replace(fast.denoiser, width=paper.denoiser.width, n_blocks=paper.denoiser.n_blocks)
+    assert fast.restart_denoiser == paper_size
+    for config in (fast, paper):
+        assert config_from_dict(dataclasses.asdict(config)) == config
+    with pytest.raises(ValueError, match="restart_denoiser must be a DenoiserConfig or None"):
+        Self2SegConfig(restart_denoiser={"width": 64})  # type: ignore[arg-type]
+
+
+def test_a_restart_with_larger_experts_rescues_a_texture_pair_that_floods() -> None:
+    shape = (64, 64)
+    truth = blob_mask(shape, 0.3, kind="disk")
+    dots, grain = texture("dots", shape, period=10), texture("grain", shape, period=8)
+    sample = texture_pair(dots, grain, truth, noise=0.1, box=24)
+    fast = preset("fast")
+    narrow = dataclasses.replace(fast.denoiser, width=4, n_blocks=1, patch_size=32)
+    larger = dataclasses.replace(narrow, width=32, n_blocks=3)
+    config = dataclasses.replace(fast, denoiser=narrow, restart_denoiser=larger, max_outer_iter=3)
+    boxes = {"fg_boxes": [sample.fg_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
+    without = segment(sample.image, dataclasses.replace(config, restart_denoiser=None), **boxes)  # type: ignore[arg-type]
+    assert without.degenerate and not without.restarted  # one-block, 4-channel experts flood
+    result = segment(sample.image, config, **boxes)  # type: ignore[arg-type]
+    assert result.restarted and not result.degenerate
+    assert dice(result.mask, truth) > 0.9 > dice(without.mask, truth)
+    # the result records the experts that made it, and a rerun with its settings gives it back
+    assert result.config.denoiser == larger and result.config.restart_denoiser is None
+    assert result.stop_reason.startswith("restarted with 32-channel, 3-block experts because segmentation step")
+    again = segment(sample.image, result.config, **boxes)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(again.labels, result.labels)
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_restart_runs_once_keeps_a_live_lambda_and_the_last_valid_mask(restart: bool) -> None:
+    rng = np.random.default_rng(0)
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    config = Self2SegConfig(
+        lam="auto",
+        max_outer_iter=3,
+        denoiser=TINY,
+        restart_denoiser=dataclasses.replace(TINY, width=6) if restart else None,
+        solver=PrimalDualConfig(max_iter=300),
+    )
+    fg_box = (10, 12, 20, 22)
+    stream = iterate(image, config, fg_boxes=[fg_box], bg_boxes=[(0, 0, 6, 6)], device="cpu")
+    assert next(stream).phase is Phase.INIT
+    states = [stream.send(LiveParameters(lam=10.0)), *stream]  # so large that every segmentation is one region
+    result = states[-1].result
+    assert result is not None and result.degenerate and result.restarted is restart
+    assert result.config.lam == 10.0 and not result.automatic_lam  # the restart kept the λ sent
+    restarts = [s for s in states if "restarting with 6-channel, 1-block experts" in s.message]
+    assert len(restarts) == (1 if restart else 0)
+    expected = np.zeros_like(truth)
+    y0, x0, y1, x1 = fg_box
+    expected[y0:y1, x0:x1] = True
+    np.testing.assert_array_equal(result.mask, expected)  # both attempts collapsed at step 1: the boxes are kept
+    np.testing.assert_array_equal(states[-1].mask, expected)
+    assert result.config.denoiser.width == (6 if restart else 4)
+    elapsed = [s.elapsed for s in states]
+    assert elapsed == sorted(elapsed)  # one run: the restart's time continues the first attempt's
