@@ -321,7 +321,8 @@ class Self2SegConfig:
         from it, the run starts once more from its initial regions with
         experts of these settings (and λ chosen again if it was chosen from
         the image), and returns the restart's result unless the first attempt
-        had kept a later segmentation step. None (the paper): no restart,
+        had kept a later segmentation step. A plane of a stack started from
+        the plane before does not restart. None (the paper): no restart,
         the run ends with the last segmentation before the collapse. Beyond
         the paper; the ``fast`` preset restarts with experts of the paper's
         size (docs/robustness.md).
