@@ -180,7 +180,11 @@ def test_object_options_need_objects(folder: Path, tmp_path: Path, capsys) -> No
 def test_ctrl_c_leaves_complete_outputs_and_marks_the_rest_interrupted(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["batch", str(folder / "in"), "--out", str(out), "--config", str(folder / "settings.json"), *BOX_ARGS]
-    command = [sys.executable, "-m", "napari_self2seg.cli", *args, "--device", "cpu", "--workers", "1", "-q"]
+    # Ctrl+C as in a terminal, also when the suite itself was started in the background (`cmd &`
+    # hands SIGINT on ignored): the command line turns it back into KeyboardInterrupt first
+    terminal = "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    cli = "from napari_self2seg.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", terminal + cli, *args, "--device", "cpu", "--workers", "1", "-q"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     summary = out / "summary.csv"
     deadline = time.monotonic() + 120
@@ -188,7 +192,7 @@ def test_ctrl_c_leaves_complete_outputs_and_marks_the_rest_interrupted(folder: P
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "interrupted" in err
+    assert process.returncode == 130 and "interrupted" in err, err
     rows = summary.read_text().splitlines()[1:]
     statuses = {row.split(",")[0]: row.split(",")[1] for row in rows}
     assert "pending" not in statuses.values() and "interrupted" in statuses.values()
