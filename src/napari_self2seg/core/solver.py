@@ -32,7 +32,7 @@ from ._validation import (
     resolve_device,
 )
 from .automatic_lam import automatic_lam
-from .config import AUTO, OTSU, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
+from .config import AUTO, OTSU, DenoiserConfig, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
@@ -583,8 +583,9 @@ class Scheme:
     def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
         """Run the alternation: the generator behind :func:`iterate`; ``warm`` replaces the initialisation."""
         result = yield from self.attempt(keep_problem, instances, warm)
-        if result.degenerate and warm is None and self.config.restart_denoiser is not None:
-            result = yield from self.restart(result, keep_problem, instances)
+        restart_denoiser = self.config.restart_denoiser
+        if result.degenerate and warm is None and restart_denoiser is not None:
+            result = yield from self.restart(result, restart_denoiser, keep_problem, instances)
         yield self.run_.snapshot(Phase.DONE, result.outer_iterations, f"done: {result.stop_reason}", result=result)
 
     def attempt(
@@ -621,7 +622,7 @@ class Scheme:
         return result
 
     def restart(
-        self, first: SegmentationResult, keep_problem: bool, instances: bool
+        self, first: SegmentationResult, denoiser: DenoiserConfig, keep_problem: bool, instances: bool
     ) -> Generator[SolverState, LiveParameters | None, SegmentationResult]:
         """After a collapse, start once more from the initial regions with ``restart_denoiser`` experts.
 
@@ -634,9 +635,6 @@ class Scheme:
         had kept a later segmentation step.
         """
         run = self.run_
-        denoiser = run.config.restart_denoiser
-        if denoiser is None:  # pragma: no cover - run() restarts only with restart_denoiser set
-            raise RuntimeError("restart without restart_denoiser")
         config = dataclasses.replace(
             self.requested,
             denoiser=denoiser,
