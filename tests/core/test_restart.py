@@ -89,3 +89,24 @@ def test_a_restart_runs_once_keeps_a_live_lambda_and_the_last_valid_mask(restart
     assert result.config.denoiser.width == (6 if restart else 4)
     elapsed = [s.elapsed for s in states]
     assert elapsed == sorted(elapsed)  # one run: the restart's time continues the first attempt's
+
+
+def test_a_lambda_sent_in_reply_to_the_restart_snapshot_is_used_by_the_restart() -> None:
+    rng = np.random.default_rng(1)
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    config = Self2SegConfig(
+        lam=10.0,  # every segmentation collapses
+        max_outer_iter=2,
+        denoiser=TINY,
+        restart_denoiser=dataclasses.replace(TINY, width=6),
+        solver=PrimalDualConfig(max_iter=300),
+    )
+    stream = iterate(image, config, fg_boxes=[(10, 12, 20, 22)], bg_boxes=[(0, 0, 6, 6)], device="cpu")
+    state = next(stream)
+    while "restarting" not in state.message:
+        state = next(stream)
+    states = [stream.send(LiveParameters(lam=20.0)), *stream]
+    result = states[-1].result
+    assert result is not None and result.restarted and result.config.lam == 20.0

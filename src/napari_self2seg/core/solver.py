@@ -635,18 +635,18 @@ class Scheme:
         had kept a later segmentation step.
         """
         run = self.run_
-        config = dataclasses.replace(
+        wider = f"{denoiser.width}-channel, {denoiser.n_blocks}-block experts"
+        logger.warning("%s; restarting from the initial regions with %s", self.collapse, wider)
+        run.receive((yield run.snapshot(Phase.INIT, 0, f"{self.collapse}: restarting with {wider}")))
+        config = dataclasses.replace(  # after the snapshot, so that a λ/µ sent in reply to it is kept
             self.requested,
             denoiser=denoiser,
             restart_denoiser=None,
             lam=run.config.lam if run.lam_sent else self.requested.lam,
             mu=run.config.mu,
         )
-        wider = f"{denoiser.width}-channel, {denoiser.n_blocks}-block experts"
-        logger.warning("%s; restarting from the initial regions with %s", self.collapse, wider)
         retry = Scheme(self.inputs, config, self.seed, self.device)
         retry.run_.continue_from(run)
-        run.receive((yield run.snapshot(Phase.INIT, 0, f"{self.collapse}: restarting with {wider}")))
         second = yield from retry.attempt(keep_problem, instances, None)
         if second.degenerate and retry.run_.labels_step < run.labels_step:
             note = f"; a restart with {wider} collapsed sooner ({retry.collapse})"
