@@ -3,10 +3,11 @@
 Every (K, C) runs in its own subprocess (its own peak RSS) on a synthetic image of K equal-mean
 texture bands with C channels, with fixed work per phase so that only K and C change the cost:
 every expert trains exactly ``--steps`` gradient steps (the ``fast`` preset's network, patches and
-validation interval) and every segmentation step runs exactly ``--pd-iter`` primal–dual iterations.
-skimage ``chan_vese`` (200 iterations) runs on the first channel in the same subprocess as a
-machine-speed reference. One outer iteration = training every class's expert once + one
-segmentation step; reported as the mean over ``--outer`` iterations (after the first training).
+validation interval), every segmentation step runs exactly ``--pd-iter`` primal–dual iterations,
+and a collapse ends the run (no restart with larger experts). skimage ``chan_vese`` (200
+iterations) runs on the first channel in the same subprocess as a machine-speed reference. One
+outer iteration = training every class's expert once + one segmentation step; reported as the mean
+over ``--outer`` iterations (after the first training).
 
 Usage::
 
@@ -79,6 +80,7 @@ def run_single(
         max_outer_iter=outer,
         stop_ratio=0.0,
         denoiser=dataclasses.replace(base.denoiser, patience=steps, max_steps=steps),
+        restart_denoiser=None,  # fixed work: a collapse must not add a run with larger experts
         solver=dataclasses.replace(base.solver, gap_tol=0.0, max_iter=pd_iter, check_every=pd_iter),
     )
     result = segment(image, config, boxes=boxes, channel_axis=-1 if channels > 1 else None, seed=0, device=device)
