@@ -41,6 +41,7 @@ from .finite_diff import pointwise_norm
 from .initialization import box_regions, label_regions, threshold_regions
 from .instances import check_min_size, instances_of
 from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
+from .region_interior import region_interior
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
 
 logger = logging.getLogger(__name__)
@@ -730,6 +731,8 @@ class Scheme:
         """Expert step: ``W^{k+1} = argmin_W E(u^k, W)``, one Noise2Fast or constant per class (eqs. 11–12)."""
         run = self.run_
         outputs, residuals = [], []
+        # the first training uses the user's regions as given; later ones leave out the last mask's rims
+        regions = alt.regions if alt.outer == 0 else region_interior(alt.regions, self.config.training_margin)
         for k in range(alt.classes):
             if alt.outer > 0 and not self.config.denoiser.warm_start and alt.kinds[k] != "constant":
                 alt.nets[k] = self.new_net()
@@ -741,7 +744,7 @@ class Scheme:
                 residuals.append(self.residual(output))
                 run.expert_times[k] += time.perf_counter() - t0
                 continue
-            output = yield from self.train(net, alt.regions[k], alt.outer, k, run.expert_times, k)
+            output = yield from self.train(net, regions[k], alt.outer, k, run.expert_times, k)
             outputs.append(output)
             residuals.append(self.residual(self.prediction(net, output)))
         if AUTO in alt.kinds:
