@@ -61,10 +61,10 @@ def test_presets_and_check() -> None:
         Self2SegConfig(training_margin=-1)
 
 
-@pytest.mark.parametrize("margin", [0, 2])
 def test_experts_train_on_the_boxes_first_then_on_the_interior_of_the_last_mask(
-    margin: int, monkeypatch: pytest.MonkeyPatch, tiny_config: Self2SegConfig
+    monkeypatch: pytest.MonkeyPatch, tiny_config: Self2SegConfig
 ) -> None:
+    margin = 2
     sample = two_textures(48)
     trained_on: list[np.ndarray] = []
 
@@ -86,4 +86,4 @@ def test_experts_train_on_the_boxes_first_then_on_the_interior_of_the_last_mask(
     assert trained_on[1].sum() == (y1 - y0) * (x1 - x0)  # the first training: the boxes as drawn
     expected = region_interior(torch.from_numpy(label_regions(step_one, 2)), margin).numpy()
     np.testing.assert_array_equal(np.stack(trained_on[2:]), expected)
-    assert bool(expected.sum() < label_regions(step_one, 2).sum()) == (margin > 0)
+    assert expected.sum() < label_regions(step_one, 2).sum()  # the rims were left out
