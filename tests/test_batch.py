@@ -27,7 +27,7 @@ CONFIG = Self2SegConfig(
     lam=0.02,
     experts=("constant", "network"),
     max_outer_iter=2,
-    denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5),
+    denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5, max_steps=60),  # the work is not the point
     solver=PrimalDualConfig(max_iter=500),
 )
 BOXES = {1: [(14, 14, 24, 24)], 0: [(0, 0, 6, 40)]}
@@ -97,10 +97,16 @@ def test_folder_on_a_local_cluster_reports_the_broken_file_and_reruns_skip(folde
     assert record["parameters"]["config"]["lam"] == 0.02 and record["device"] == "cpu"
     # a second run skips every finished input and leaves its files untouched
     times = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.csv"}
-    assert _batch(folder, out, "--workers", "2", "--objects") == 1
+    assert _batch(folder, out, "--workers", "2", "--objects") == 1  # the broken file is tried again
     assert "0 done, 3 skipped" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.csv"} == times
     assert sum(",skipped," in row for row in (out / "summary.csv").read_text().splitlines()) == 3
+    # finished inputs alone need no cluster: nothing listens at this address
+    finished = [str(folder / "in" / name) for name in ("cell0.png", "cell1.tif", "pair.tif")]  # cell0.tif clashed
+    args = [*finished, "--out", str(out), "--config", str(folder / "settings.json"), *BOX_ARGS, "--objects"]
+    code = cli.main(["batch", *args, "--device", "cpu", "--seed", "3", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 0, capsys.readouterr().err
+    assert "0 done, 3 skipped" in capsys.readouterr().err
 
 
 @pytest.fixture

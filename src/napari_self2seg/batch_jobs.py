@@ -187,9 +187,7 @@ def run_job(image: Path, out: Path, settings: BatchSettings) -> JobOutcome:
         if not settings.overwrite:
             done = _finished_before(targets, digest, parameters)
             if done is not None:
-                return dataclasses.replace(
-                    done, input=str(image), status="skipped", seconds=time.perf_counter() - started
-                )
+                return _skipped(done, image, started)
         return _segment_file(image, targets, settings, digest, parameters, started)
     except Exception as error:  # every failure of one input is reported, never raised: the others go on
         logger.debug("%s failed", image, exc_info=True)
@@ -264,6 +262,30 @@ def _segment_file(
         }
         outputs.write_text("record", json.dumps(record, indent=2, allow_nan=False))
     return outcome
+
+
+def done_before(image: Path, out: Path, settings: BatchSettings) -> JobOutcome | None:
+    """Return the ``skipped`` outcome of an input that a record shows done with the same bytes and settings.
+
+    None when it has to run: ``settings.overwrite``, an output or the
+    record is missing, or the file or the settings changed. Never raises:
+    an input that cannot be read is left to :func:`run_job` to report.
+    """
+    if settings.overwrite:
+        return None
+    started = time.perf_counter()
+    try:
+        targets = output_paths(image, out, settings.objects)
+        if not all(path.is_file() for path in targets.values()):  # no need to hash the input
+            return None
+        done = _finished_before(targets, file_sha256(image), settings.parameters())
+    except OSError:
+        return None
+    return None if done is None else _skipped(done, image, started)
+
+
+def _skipped(done: JobOutcome, image: Path, started: float) -> JobOutcome:
+    return dataclasses.replace(done, input=str(image), status="skipped", seconds=time.perf_counter() - started)
 
 
 def _finished_before(targets: dict[str, Path], digest: str, parameters: dict[str, object]) -> JobOutcome | None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .batch_jobs import SUMMARY_COLUMNS, BatchSettings, JobOutcome, output_name, run_job
+from .batch_jobs import SUMMARY_COLUMNS, BatchSettings, JobOutcome, done_before, output_name, run_job
 from .core._validation import resolve_device
 from .image_files import find_images
 from .output_files import OutputFiles
@@ -193,7 +193,8 @@ def batch(
     stack keeps its plane axes), ``OUT/NAME_denoised.tif``, ``OUT/NAME.json``
     (provenance) and, with ``settings.objects``, ``OUT/NAME_labels.tif`` and
     ``OUT/NAME_table.csv``. An input whose record shows it done with the same
-    bytes (SHA-256) and settings is skipped unless ``settings.overwrite``. A
+    bytes (SHA-256) and settings is skipped unless ``settings.overwrite``
+    (checked here first: a finished folder starts no cluster). A
     failing input is reported (summary, stderr) and the others go on.
 
     Parameters
@@ -252,7 +253,11 @@ def batch(
             )
         else:
             names[name] = image
-            jobs.append(image)
+            skipped = done_before(image, out_dir, settings)  # here, so that a finished folder starts no cluster
+            if skipped is not None:
+                outcomes[str(image)] = skipped
+            else:
+                jobs.append(image)
     order = [u.name for u in unusable] + [str(image) for image in images]
     summary = _Summary(out_dir / "summary.csv", order)
     progress = _Progress(len(order), quiet)
