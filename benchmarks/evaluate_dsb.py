@@ -47,7 +47,7 @@ methods' (the run-time budget is 60 min on 2 CPU cores); ``self2seg_2`` runs onl
 Usage::
 
     python benchmarks/evaluate_dsb.py                      # full run, writes docs/results.md and the figure
-    python benchmarks/evaluate_dsb.py --quick --out DIR    # 2 crops, σ = 30, tiny networks, no restart (a test)
+    python benchmarks/evaluate_dsb.py --quick --out DIR    # 1 crop, σ = 30, tiny networks, no restart (a test)
     python benchmarks/evaluate_dsb.py --methods otsu tv_otsu self2seg_auto_1 --out DIR   # a subset
 """
 
@@ -445,7 +445,7 @@ def markdown(
 def main() -> None:
     """Parse arguments, evaluate, write the JSON, the page and the figure."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 crops, σ = 30, tiny networks, no restart: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="1 crop, σ = 30, tiny networks, no restart: a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for results.md and the figure")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="run only these")
     parser.add_argument(
@@ -460,7 +460,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     if args.quick:
-        crops, sigmas = load_crops(2), cast("tuple[int, ...]", (30,))
+        crops, sigmas = load_crops(1), cast("tuple[int, ...]", (30,))
         base = dataclasses.replace(
             preset("fast"),
             max_outer_iter=2,

@@ -26,7 +26,7 @@ def _config(lam: float = 0.02) -> Self2SegConfig:
         lam=lam,
         experts=("constant", "network"),
         max_outer_iter=3,
-        denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5, warm_start=True),
+        denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5, max_steps=60, warm_start=True),
         solver=PrimalDualConfig(max_iter=500),
     )
 

@@ -423,7 +423,7 @@ def segment_stack(
     >>> rng = np.random.default_rng(0)
     >>> stack = rng.normal(0.2, 0.1, (3, 32, 32)); stack[:, 8:24, 8:24] += 0.6
     >>> cfg = Self2SegConfig(lam=0.02, experts=("constant", "network"), max_outer_iter=2,
-    ...                      denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5),
+    ...                      denoiser=DenoiserConfig(width=4, n_blocks=1, patience=5, average_last=5, max_steps=60),
     ...                      solver=PrimalDualConfig(max_iter=500))
     >>> result = segment_stack(stack, cfg, boxes={1: [(10, 10, 20, 20)], 0: [(0, 0, 6, 32)]}, device="cpu")
     >>> result.labels.shape, int(result.labels[2, 16, 16]), int(result.labels[2, 2, 2])
