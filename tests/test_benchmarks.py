@@ -34,15 +34,22 @@ def test_robustness_suite_smoke_run_reports_every_column(tmp_path: Path) -> None
     out = tmp_path / "robustness.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "robustness.py"), "--family", "shapes", "--limit", "1"]
     proc = subprocess.run(
-        [*command, "--size", "64", "--out", str(out)], capture_output=True, text=True, timeout=600, check=False
+        [*command, "--size", "64", "--seeds", "0", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "shapes ( 1 cases) mean/worst Dice" in proc.stdout and "worst case overall" in proc.stdout
+    assert "shapes (1 cases × 2 seeds) mean/worst Dice" in proc.stdout and "worst case overall" in proc.stdout
     import json
 
-    (row,) = json.loads(out.read_text())
-    assert {"self2seg", "otsu", "tv_otsu", "chan_vese", "flooded", "vanished", "degenerate"} <= set(row)
-    assert row["self2seg"] > 0.9 and not row["degenerate"]  # a bright disk on a dark background
+    rows = json.loads(out.read_text())
+    assert [row["seed"] for row in rows] == [0, 1]
+    for row in rows:
+        assert {"self2seg", "otsu", "tv_otsu", "chan_vese", "flooded", "vanished", "degenerate"} <= set(row)
+        assert row["self2seg"] > 0.9 and not row["degenerate"]  # a bright disk on a dark background
+        assert row["tv_otsu"] == rows[0]["tv_otsu"]  # the baselines do not depend on the seed
 
 
 @pytest.mark.slow
