@@ -23,7 +23,7 @@ def tiny_config() -> Self2SegConfig:
     return Self2SegConfig(
         lam=0.02,
         max_outer_iter=3,
-        denoiser=DenoiserConfig(width=8, n_blocks=2, patience=20, average_last=20, max_steps=300),
+        denoiser=DenoiserConfig(width=8, n_blocks=2, patience=20, average_last=20, max_steps=150),
         solver=PrimalDualConfig(max_iter=2000, gap_tol=1e-5),
     )
 
