@@ -136,7 +136,31 @@ def test_cli_reads_png(tmp_path: Path, tiny_config, monkeypatch) -> None:  # typ
         (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--device", "tpu"], "unknown device"),
     ],
 )
-def test_cli_bad_input_exits_non_zero_with_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
+def test_cli_bad_input_exits_non_zero_with_one_line(
+    tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tifffile.imwrite(tmp_path / "in.tif", np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    argv = ["segment", str(tmp_path / "in.tif"), *extra, "--mask-out", str(tmp_path / "m.tif")]
+    code: int | str | None
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--box", "x", "0", "0", "4", "4"], "--box needs a class index first"),
+        (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--lam", "-1"], "lam"),
+    ],
+)
+def test_the_installed_command_refuses_bad_input_with_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
+    """The same refusals through ``python -m``: no traceback, no warning, nothing else on stderr."""
     tifffile.imwrite(tmp_path / "in.tif", np.random.default_rng(0).random((32, 32)).astype(np.float32))
     proc = subprocess.run(
         [
