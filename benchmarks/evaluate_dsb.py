@@ -47,7 +47,7 @@ methods' (the run-time budget is 60 min on 2 CPU cores); ``self2seg_2`` runs onl
 Usage::
 
     python benchmarks/evaluate_dsb.py                      # full run, writes docs/results.md and the figure
-    python benchmarks/evaluate_dsb.py --quick --out DIR    # 1 crop, σ = 30, tiny networks, no restart (a test)
+    python benchmarks/evaluate_dsb.py --quick --out DIR    # 1 crop, σ = 30, every third λ, tiny networks (a test)
     python benchmarks/evaluate_dsb.py --methods otsu tv_otsu self2seg_auto_1 --out DIR   # a subset
 """
 
@@ -276,10 +276,12 @@ def evaluate(
     methods: tuple[str, ...] = METHODS,
     only_lam: dict[str, float] | None = None,
     device: str = "cpu",
+    lam_grids: dict[str, tuple[float, ...]] = GRIDS,
 ) -> dict[str, Any]:
     """Run the chosen methods on every crop and σ, over their λ grids; then apply both protocols.
 
-    ``only_lam`` replaces a method's grid by one λ (its oracle protocol then equals the fixed one).
+    ``only_lam`` replaces a method's grid by one λ (its oracle protocol then equals the fixed one);
+    ``lam_grids`` replaces :data:`GRIDS` (``--quick`` runs shorter grids).
     """
     cache: dict[str, Any] = {}
     runs: dict[tuple[str, int, Lam, int], Record] = {}
@@ -295,7 +297,7 @@ def evaluate(
                 log(f"  {method} σ={sigma} λ={lam}: mean Dice {np.mean([r['dice'] for r in chosen]):.3f}{used}")
         log(f"{method}: {time.perf_counter() - started:.0f} s")
 
-    grids: dict[str, tuple[Lam, ...]] = {m: GRIDS[m] for m in methods if m in GRIDS}
+    grids: dict[str, tuple[Lam, ...]] = {m: lam_grids[m] for m in methods if m in lam_grids}
     grids.update({m: (lam,) for m, lam in (only_lam or {}).items() if m in grids})
     for method, grid in grids.items():
         run_all(method, grid)
@@ -317,7 +319,7 @@ def evaluate(
             run_all(method, grids[method])
     table: dict[str, Any] = {}
     for method in grids:
-        row: dict[str, Any] = {"lambda_fixed": fixed[method]}
+        row: dict[str, Any] = {"lambda_fixed": fixed[method], "lambda_grid": list(grids[method])}
         for sigma in sigmas:
             fixed_runs = [runs[(method, sigma, fixed[method], c.index)] for c in crops]
             oracle_runs = [
@@ -418,7 +420,7 @@ def markdown(
         *table_head(["method", "λ grid", *(f"σ={s}" for s in sigmas), "paper " + " / ".join(f"σ={s}" for s in SIGMAS)]),
     ]
     for method, row in table.items():
-        grid = GRIDS.get(method, (row["lambda_fixed"],))
+        grid = row["lambda_grid"]
         oracle = [f"{row[str(s)]['oracle_mean']:.3f} ± {row[str(s)]['oracle_std']:.3f}" for s in sigmas]
         paper = " / ".join(f"{v:.3f}" for v in PAPER[method]) if method in PAPER else "–"
         grid_text = ", ".join(f"{g:g}" for g in grid) if has_lambda(method) else "–"
@@ -445,7 +447,9 @@ def markdown(
 def main() -> None:
     """Parse arguments, evaluate, write the JSON, the page and the figure."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 crop, σ = 30, tiny networks, no restart: a smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 crop, σ = 30, every third λ, tiny networks, no restart: a smoke test"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for results.md and the figure")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="run only these")
     parser.add_argument(
@@ -461,6 +465,7 @@ def main() -> None:
     started = time.perf_counter()
     if args.quick:
         crops, sigmas = load_crops(1), cast("tuple[int, ...]", (30,))
+        lam_grids = {method: grid[::3] for method, grid in GRIDS.items()}  # every third λ of each grid
         base = dataclasses.replace(
             preset("fast"),
             max_outer_iter=2,
@@ -468,7 +473,7 @@ def main() -> None:
             restart_denoiser=None,  # a smoke test of the page: no restart with paper-size experts after a collapse
         )
     else:
-        crops, sigmas, base = load_crops(16), SIGMAS, preset("fast")
+        crops, sigmas, base, lam_grids = load_crops(16), SIGMAS, preset("fast"), GRIDS
     only_lam = {method: float(lam) for method, lam in args.only_lam}
     result = evaluate(
         crops,
@@ -478,6 +483,7 @@ def main() -> None:
         methods=tuple(args.methods),
         only_lam=only_lam,
         device=args.device,
+        lam_grids=lam_grids,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     fig_sigma = 50 if 50 in sigmas else sigmas[-1]

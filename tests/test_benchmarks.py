@@ -26,6 +26,7 @@ def test_dsb_evaluation_quick_mode_runs_end_to_end(tmp_path: Path) -> None:
     methods = ("otsu", "chan_vese", "tv_otsu", "n2f_threshold", "n2f_otsu", "convex_cv", "sequential")
     for method in (*methods, "self2seg_1", "self2seg_2", "self2seg_auto_1", "self2seg_auto_2"):
         assert f"| {method} |" in page
+    assert "| chan_vese | 0.01, 0.25 |" in page  # the oracle table names the λ that ran (every third)
     assert (tmp_path / "images" / "dsb_methods.png").stat().st_size > 1000
 
 
