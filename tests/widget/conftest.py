@@ -10,7 +10,7 @@ from napari_self2seg.datasets import two_textures
 from napari_self2seg.sample_data import box_layer_data
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     import numpy as np
 
@@ -22,9 +22,8 @@ def _no_stored_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SELF2SEG_NOPERSIST", "1")
 
 
-@pytest.fixture
-def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The Self2Seg widget added through the manifest, with a tiny, fast denoiser."""
+def _open_dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, max_steps: int) -> Any:
+    """Add the Self2Seg widget through the manifest; its experts are tiny and stop after ``max_steps``."""
     from napari_self2seg._widget.params import ParameterForm
 
     original = ParameterForm.to_config
@@ -36,7 +35,7 @@ def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
             n_blocks=2,
             patience=15,
             average_last=15,
-            max_steps=200,
+            max_steps=max_steps,
             learning_rate=cfg.denoiser.learning_rate,
         )
         restart = None if cfg.restart_denoiser is None else dataclasses.replace(denoiser, width=12)
@@ -53,7 +52,19 @@ def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
     widget.params.lam.value = 0.02
     widget.params.max_outer_iter.value = 2
     widget.params.device.value = "cpu"
-    yield widget
+    return widget
+
+
+@pytest.fixture
+def dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The widget for tests of its plumbing: experts stop after 100 steps, too few for a reliable mask."""
+    return _open_dock(make_napari_viewer, monkeypatch, max_steps=100)
+
+
+@pytest.fixture
+def accurate_dock(make_napari_viewer: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The widget for tests that check the mask's Dice on textures: experts train up to 200 steps."""
+    return _open_dock(make_napari_viewer, monkeypatch, max_steps=200)
 
 
 def add_textures(viewer: Any, size: int = 48) -> tuple[Any, Any, np.ndarray]:

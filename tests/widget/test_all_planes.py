@@ -36,7 +36,10 @@ def _stack_with_boxes(dock: Any, planes: int = 3) -> np.ndarray:
     return sample.truth
 
 
-def test_all_planes_writes_every_plane_and_lam_resolves_the_plane_shown(dock: Any, qtbot: Any, tmp_path: Path) -> None:
+def test_all_planes_writes_every_plane_and_lam_resolves_the_plane_shown(
+    accurate_dock: Any, qtbot: Any, tmp_path: Path
+) -> None:
+    dock = accurate_dock  # checks the mask's Dice
     truth = _stack_with_boxes(dock)
     seen: list[int] = []
     dock.viewer.dims.events.current_step.connect(lambda event: seen.append(int(event.value[0])))

@@ -30,7 +30,8 @@ def messages() -> list[str]:
     return [str(n.message) for n in notification_manager.records]
 
 
-def test_full_run_creates_and_updates_output_layers(dock: Any, qtbot: Any) -> None:
+def test_full_run_creates_and_updates_output_layers(accurate_dock: Any, qtbot: Any) -> None:
+    dock = accurate_dock  # checks the mask's Dice
     viewer = dock.viewer
     image, boxes, truth = add_textures(viewer)
     before_image, before_boxes = image.data.copy(), [v.copy() for v in boxes.data]
@@ -61,7 +62,8 @@ def _counting(write: Any, log: list[dict[str, Any]]) -> Any:
     return wrapper
 
 
-def test_automatic_lambda_is_shown_and_a_typed_lambda_overrides_it(dock: Any, qtbot: Any) -> None:
+def test_automatic_lambda_is_shown_and_a_typed_lambda_overrides_it(accurate_dock: Any, qtbot: Any) -> None:
+    dock = accurate_dock  # checks the mask's Dice
     _, _, truth = add_textures(dock.viewer)
     dock.params.lam_auto.value = True
     assert dock.params.to_config().lam == "auto"
