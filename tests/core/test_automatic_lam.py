@@ -28,7 +28,7 @@ AUTO_TINY = Self2SegConfig(
     lam="auto",
     residual="blind",
     max_outer_iter=2,
-    denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=300),
+    denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=150),
     solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-5),
 )
 

@@ -23,8 +23,8 @@ amounts to solving every image with ``d`` scaled to unit spread. For fixed
 experts λ grows linearly with the noise, which enters ``d`` as
 ``2 (D_B - D_F) n``; between images the experts themselves change (on a
 noisier image they disagree less), so the absolute value is not monotone in
-the noise: a noise-free image gets about 0.003, the same disk with noise
-0.05, 0.1, 0.2 gets 0.07, 0.06, 0.04 (``tests/core/test_automatic_lam.py``).
+the noise: a noise-free image gets about 0.004, the same disk with noise
+0.05, 0.1, 0.2 gets 0.08, 0.06, 0.04 (``tests/core/test_automatic_lam.py``).
 """
 
 from __future__ import annotations
