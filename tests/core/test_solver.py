@@ -204,7 +204,7 @@ def test_blind_residuals_stop_a_flood_prone_texture_pair_from_collapsing(
     base = Self2SegConfig(
         lam=0.04,
         max_outer_iter=3,
-        denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=300),
+        denoiser=DenoiserConfig(width=8, n_blocks=2, patience=15, average_last=15, max_steps=150),
         solver=PrimalDualConfig(max_iter=2000, gap_tol=1e-5),
     )
     boxes = {"fg_boxes": [sample.fg_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
