@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -141,7 +142,9 @@ def test_colours_of_equal_brightness_are_told_apart() -> None:
 
 def test_channels_first_gives_the_same_run_as_channels_last() -> None:
     sample = hue_pair(48)
-    last = segment(sample.image, preset("fast"), boxes=sample.boxes, channel_axis=-1, device="cpu")
-    first = segment(np.moveaxis(sample.image, -1, 0), boxes=sample.boxes, channel_axis=0, device="cpu")
+    fast = preset("fast")  # its experts stop early: the layouts must agree, not the masks be good
+    config = dataclasses.replace(fast, denoiser=dataclasses.replace(fast.denoiser, max_steps=60))
+    last = segment(sample.image, config, boxes=sample.boxes, channel_axis=-1, device="cpu")
+    first = segment(np.moveaxis(sample.image, -1, 0), config, boxes=sample.boxes, channel_axis=0, device="cpu")
     assert np.array_equal(first.labels, last.labels)
     np.testing.assert_allclose(np.moveaxis(first.denoised, 0, -1), last.denoised, rtol=1e-5, atol=1e-6)
