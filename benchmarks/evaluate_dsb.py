@@ -78,7 +78,7 @@ from napari_self2seg.core.metrics import average_precision
 from napari_self2seg.core.primal_dual import PrimalDualState, solve
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"
@@ -276,7 +276,7 @@ def evaluate(
     methods: tuple[str, ...] = METHODS,
     only_lam: dict[str, float] | None = None,
     device: str = "cpu",
-    lam_grids: dict[str, tuple[float, ...]] = GRIDS,
+    lam_grids: Mapping[str, tuple[float, ...]] = GRIDS,
 ) -> dict[str, Any]:
     """Run the chosen methods on every crop and σ, over their λ grids; then apply both protocols.
 
