@@ -116,12 +116,30 @@ def test_cli_reads_png(tmp_path: Path, tiny_config, monkeypatch) -> None:  # typ
     assert tifffile.imread(tmp_path / "m.tif")[16, 16] == 1
 
 
+BAD_BOX_CLASS = (["--box", "x", "0", "0", "4", "4"], "--box needs a class index first")  # refused reading the boxes
+BAD_LAM = (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--lam", "-1"], "lam")  # by the config
+
+
+def _bad_input_argv(tmp_path: Path, extra: list[str]) -> list[str]:
+    """Write a small input image and return the ``segment`` arguments with ``extra`` added."""
+    tifffile.imwrite(tmp_path / "in.tif", np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    return ["segment", str(tmp_path / "in.tif"), *extra, "--mask-out", str(tmp_path / "m.tif")]
+
+
+def _assert_refused(code: int, stderr: str, message: str, tmp_path: Path) -> None:
+    """Exit code 2, exactly one line on stderr that holds ``message``, and no output written."""
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "m.tif").exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--fg-box", "0", "0", "4", "4"], "no box was given for background (class 0)"),
         (["--box", "2", "0", "0", "4", "4", "--box", "0", "10", "10", "20", "20"], "no box was given for class 1"),
-        (["--box", "x", "0", "0", "4", "4"], "--box needs a class index first"),
+        BAD_BOX_CLASS,
         (["--box", "300", "0", "0", "4", "4"], "--box class must be between 0"),
         (
             ["--box", "1", "0", "0", "4", "4", "--box", "0", "10", "10", "20", "20", "--constant-classes", "2"],
@@ -132,55 +150,25 @@ def test_cli_reads_png(tmp_path: Path, tiny_config, monkeypatch) -> None:  # typ
             "the image is 2-D",
         ),
         (["--fg-box", "0", "0", "4", "4", "--bg-box", "90", "90", "99", "99"], "outside"),
-        (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--lam", "-1"], "lam"),
+        BAD_LAM,
         (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--device", "tpu"], "unknown device"),
     ],
 )
 def test_cli_bad_input_exits_non_zero_with_one_line(
     tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tifffile.imwrite(tmp_path / "in.tif", np.random.default_rng(0).random((32, 32)).astype(np.float32))
-    argv = ["segment", str(tmp_path / "in.tif"), *extra, "--mask-out", str(tmp_path / "m.tif")]
-    code: int | str | None
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:  # argparse's own refusals
-        code = exit_.code
-    assert code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0]
-    assert not (tmp_path / "m.tif").exists()
+    code = cli.main(_bad_input_argv(tmp_path, extra))
+    _assert_refused(code, capsys.readouterr().err, message, tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--box", "x", "0", "0", "4", "4"], "--box needs a class index first"),
-        (["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--lam", "-1"], "lam"),
-    ],
-)
+@pytest.mark.parametrize(("extra", "message"), [BAD_BOX_CLASS, BAD_LAM])
 def test_the_installed_command_refuses_bad_input_with_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
     """The same refusals through ``python -m``: no traceback, no warning, nothing else on stderr."""
-    tifffile.imwrite(tmp_path / "in.tif", np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    argv = _bad_input_argv(tmp_path, extra)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "napari_self2seg.cli",
-            "segment",
-            str(tmp_path / "in.tif"),
-            *extra,
-            "--mask-out",
-            str(tmp_path / "m.tif"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", "napari_self2seg.cli", *argv], capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0]
-    assert not (tmp_path / "m.tif").exists()
+    _assert_refused(proc.returncode, proc.stderr, message, tmp_path)
 
 
 def test_cli_missing_file_and_stack(tmp_path: Path) -> None:
