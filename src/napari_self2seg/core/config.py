@@ -322,6 +322,19 @@ class Self2SegConfig:
         and the energy are unchanged). Without it such regions are flat in
         the denoised image; a class given as ``"constant"`` always is.
         Beyond the paper; on in the ``fast`` preset.
+    two_means : bool
+        When every expert is a constant (Chan–Vese: eq. 5 with ``D_k = c_k``)
+        and the run starts from boxes, run the alternation as the
+        TV-regularised two-means of the TV-denoised image: from the second
+        expert step on each constant is the mean of ``ROF(f, σ̂)`` over its
+        class instead of ``f``'s (:mod:`~.tv_two_means`), an automatic λ is
+        derived again from the new constants before every segmentation step
+        (so that the step stays the same TV problem as the constants move),
+        and the steps go on until one changes fewer than 0.1 % of the pixels
+        (or ``max_outer_iter``; ``stop_ratio`` is not used). The mask then no
+        longer depends on which object the boxes mark. Threshold starts keep
+        the paper's update (they are the image's own; measured better there).
+        Beyond the paper; on in the ``fast`` preset (docs/robustness.md).
     denoiser : DenoiserConfig
         Settings of the Noise2Fast experts.
     restart_denoiser : DenoiserConfig or None
@@ -354,6 +367,7 @@ class Self2SegConfig:
     max_outer_iter: int = 10
     stop_ratio: float = 0.15
     denoise_constant_regions: bool = False
+    two_means: bool = False
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     restart_denoiser: DenoiserConfig | None = None
     solver: PrimalDualConfig = field(default_factory=PrimalDualConfig)
@@ -386,6 +400,7 @@ class Self2SegConfig:
             isinstance(self.denoise_constant_regions, bool),
             f"denoise_constant_regions must be true or false, got {self.denoise_constant_regions!r}",
         )
+        _require(isinstance(self.two_means, bool), f"two_means must be true or false, got {self.two_means!r}")
         _require(
             isinstance(self.experts, tuple) and 1 <= len(self.experts) <= MAX_CLASSES,
             f"experts must be a tuple of expert kinds, one per class, e.g. ('constant', 'network'); "
@@ -498,7 +513,9 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         background network only where the background needs one
         (``experts=("auto",)``: constants where they separate the boxes about
         as well as networks, :mod:`.expert_choice`), regions with a constant
-        expert denoised by a network at the end, Otsu's threshold for the
+        expert denoised by a network at the end, constants alternated as the
+        two-means of the TV-denoised image (``two_means=True``), Otsu's
+        threshold for the
         threshold initialisations (``threshold="otsu"``, measured in
         ``benchmarks/evaluate_dsb.py``), and primal–dual step sizes scaled
         to λ.
@@ -534,6 +551,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
             experts=(AUTO,),
             threshold=OTSU,
             denoise_constant_regions=True,
+            two_means=True,
             denoiser=denoiser,
             restart_denoiser=replace(denoiser, width=paper_size.width, n_blocks=paper_size.n_blocks),
             solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-6, check_every=25),
