@@ -87,6 +87,30 @@ def test_automatic_lambda_is_shown_and_a_typed_lambda_overrides_it(accurate_dock
     assert dock.result is run  # the run's own mask, exactly
 
 
+def test_the_lambda_box_follows_an_automatic_lambda_derived_again_for_constants(dock: Any, qtbot: Any) -> None:
+    import dataclasses
+
+    from napari_self2seg.core import preset, segment
+    from napari_self2seg.datasets import synthetic_nuclei
+
+    sample = synthetic_nuclei(96, brightness_spread=0.6, seed=1)  # intensity only: two constants
+    dock.viewer.add_image(sample.image, name="nuclei")
+    rects, kwargs, _ = box_layer_data({1: [sample.fg_box], 0: [sample.bg_box]})
+    dock.viewer.add_shapes(rects, **kwargs)
+    dock.params.lam_auto.value = True
+    dock.params.max_outer_iter.value = 6
+    dock.start()
+    wait_idle(qtbot, dock)
+    run = dock.run_result
+    assert run.config.experts == ("constant", "constant") and run.automatic_lam, dock.status.value
+    # the first step's λ (a one-step run of the same constants) is not the λ the run ended with
+    constants = dataclasses.replace(preset("fast"), experts=("constant", "constant"), max_outer_iter=1)
+    first = segment(sample.image, constants, fg_boxes=[sample.fg_box], bg_boxes=[sample.bg_box], device="cpu").lam
+    assert abs(run.lam - first) > 1e-3 * first
+    assert dock.params.lam.value == pytest.approx(run.lam, abs=5e-5)  # the box shows the run's last λ
+    assert dock.params.lam_auto.value and not dock.undo_lam.enabled
+
+
 def test_stop_mid_training_is_prompt_and_keeps_valid_layers(dock: Any, qtbot: Any) -> None:
     add_textures(dock.viewer)
     dock.params.max_outer_iter.value = 20

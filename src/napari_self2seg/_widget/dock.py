@@ -625,9 +625,9 @@ class Self2SegWidget(Container[Widget]):
             self.loss_plot.append(name, colour, (job.losses, state.loss))
         self.energy_plot.set_series("run", "#ffd700", list(enumerate(state.energies)))
         if state.lam is None:  # not chosen yet, or chosen again by a restart
-            job.lam_shown = False
-        elif job.config.lam == AUTO and not job.lam_shown:
-            job.lam_shown = True
+            job.lam_shown = None
+        elif job.config.lam == AUTO and job.lam_shown != state.lam:  # chosen, or derived again
+            job.lam_shown = state.lam
             if self.params.lam_auto.value:  # unless the user typed a λ meanwhile
                 self.params.show_chosen_lam(state.lam)
         if state.result is not None:

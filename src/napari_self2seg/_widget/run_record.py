@@ -97,8 +97,9 @@ class RunRecord:
         The labels of the shown mask (a snapshot shares arrays until they change).
     last_denoised : numpy.ndarray or None
         The last denoised image written (a snapshot shares arrays until they change).
-    lam_shown : bool
-        Whether the automatic λ has been shown in the λ box.
+    lam_shown : float or None
+        The automatic λ the λ box shows (it follows the run: a run of constants derives it again at
+        every step, a restart chooses it anew), or None before it is chosen.
     stop_reason : str or None
         Why the run is being stopped (set when an input layer is deleted).
     pending : LiveParameters or None
@@ -126,7 +127,7 @@ class RunRecord:
     previous: tuple[SegmentationResult | None, SegmentationResult | None, RunRecord | None] = (None, None, None)
     last_labels: np.ndarray | None = None
     last_denoised: np.ndarray | None = None
-    lam_shown: bool = False
+    lam_shown: float | None = None
     stop_reason: str | None = None
     pending: LiveParameters | None = None
     table: Table | None = None
