@@ -9,7 +9,10 @@ Families (all synthetic except ``dsb``, which reads ``../shared/data``):
 * ``nuclei``: synthetic nuclei, plain, with a bias field, with uneven brightness, touching;
 * ``dsb``: the four 256² quadrants of the shared DSB2018 image at σ = 10, 30, 50, with a
   box inside a nucleus and one in the background (as a user would draw them);
-* ``samples``: the plugin's two napari samples with one box per region.
+* ``samples``: the plugin's two napari samples with one box per region;
+* ``boxes``: where the user puts the nucleus box — the bundled nuclei sample with a box in
+  each of its 10 largest nuclei, and every ``dsb`` quadrant with a box in each of its 3 largest
+  nuclei (bright and dim ones alike), the background box as in ``dsb``.
 
 Each case runs the package's defaults (``segment(image, fg_boxes=…, bg_boxes=…)``: the
 ``fast`` preset, boxes, seed 0) and reports its Dice, whether it flooded (> 95 % foreground)
@@ -20,7 +23,7 @@ both polarities.
 
 Usage::
 
-    python benchmarks/robustness.py                       # everything (about 10 min on 2 cores)
+    python benchmarks/robustness.py                       # everything (about 45 min on 2 cores)
     python benchmarks/robustness.py --family textures --out benchmarks/out/robustness.json
     python benchmarks/robustness.py --family textures --seeds 0 1 2   # every case with three seeds
 
@@ -48,7 +51,9 @@ if TYPE_CHECKING:
     from napari_self2seg.datasets import SyntheticImage
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-FAMILIES = ("textures", "shapes", "nuclei", "dsb", "samples")
+FAMILIES = ("textures", "shapes", "nuclei", "dsb", "samples", "boxes")
+BOXED_NUCLEI = {"sample": 10, "dsb": 3}
+"""How many of the largest nuclei of each image get the box in the ``boxes`` family."""
 
 # (fg texture, period, angle), (bg texture, period, angle): the first is the issue's flooding pair
 TEXTURE_PAIRS = [
@@ -151,6 +156,41 @@ def sample_cases() -> Iterator[Case]:
     yield Case("samples", "bundled two textures (stripes 6), 128²", two_textures(128, period=6), polarity_free=True)
 
 
+def largest_nuclei(objects: np.ndarray, count: int) -> list[int]:
+    """Return the labels of the ``count`` largest objects that hold a box of at least 12 px, largest first."""
+    from scipy import ndimage
+
+    fitting = []
+    for k in range(1, int(objects.max()) + 1):
+        inside = objects == k
+        depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
+        if depth.max() / np.sqrt(2) - 1 >= 6:  # inner_box's half-size for a 12 px box
+            fitting.append((int(inside.sum()), k))
+    return [k for _, k in sorted(fitting, reverse=True)[:count]]
+
+
+def box_placement_cases() -> Iterator[Case]:
+    """Yield the bundled nuclei sample and the DSB2018 quadrants with the nucleus box in each large nucleus."""
+    from napari_self2seg.core.instances import label_components
+    from napari_self2seg.datasets import SyntheticImage, inner_box
+    from napari_self2seg.sample_data import load_noisy_nuclei
+
+    image, instances = load_noisy_nuclei()
+    images = [("bundled nuclei sample", image, image, instances, BOXED_NUCLEI["sample"])]
+    for case in dsb_cases():
+        s = case.sample
+        images.append((case.name, s.image, s.clean, label_components(s.truth, connectivity=1), BOXED_NUCLEI["dsb"]))
+    for name, noisy, clean, objects, count in images:
+        truth = objects > 0
+        background = inner_box(~truth, 40)
+        for k in largest_nuclei(objects, count):
+            box = inner_box(objects == k, 16)
+            y0, x0, y1, x1 = box
+            brightness = float(np.asarray(noisy)[y0:y1, x0:x1].mean())
+            sample = SyntheticImage(noisy, clean, truth, box, background)
+            yield Case("boxes", f"{name}, box on nucleus {k} (mean {brightness:.0f})", sample, polarity_free=False)
+
+
 def cases(family: str, size: int) -> Iterator[Case]:
     if family == "textures":
         return texture_cases(size)
@@ -160,6 +200,8 @@ def cases(family: str, size: int) -> Iterator[Case]:
         return nuclei_cases(size)
     if family == "samples":
         return sample_cases()
+    if family == "boxes":
+        return box_placement_cases()
     return dsb_cases()
 
 
