@@ -325,9 +325,10 @@ class Self2SegConfig:
     two_means : bool
         When every expert is a constant (Chan–Vese: eq. 5 with ``D_k = c_k``)
         and the run starts from boxes, run the alternation as the
-        TV-regularised two-means of the TV-denoised image: from the second
-        expert step on each constant is the mean of ``ROF(f, σ̂)`` over its
-        class instead of ``f``'s (:mod:`~.tv_two_means`), an automatic λ is
+        TV-regularised two-means (K-means for K classes) of the TV-denoised
+        image: from the second expert step on each constant is the mean of
+        ``ROF(f, σ̂)`` over its class instead of ``f``'s
+        (:mod:`~.tv_two_means`), an automatic λ is
         derived again from the new constants before every segmentation step
         (so that the step stays the same TV problem as the constants move),
         and the steps go on until one changes fewer than 0.1 % of the pixels
@@ -515,10 +516,9 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         as well as networks, :mod:`.expert_choice`), regions with a constant
         expert denoised by a network at the end, constants alternated as the
         two-means of the TV-denoised image (``two_means=True``), Otsu's
-        threshold for the
-        threshold initialisations (``threshold="otsu"``, measured in
-        ``benchmarks/evaluate_dsb.py``), and primal–dual step sizes scaled
-        to λ.
+        threshold for the threshold initialisations (``threshold="otsu"``,
+        measured in ``benchmarks/evaluate_dsb.py``), and primal–dual step
+        sizes scaled to λ.
 
     Returns
     -------
