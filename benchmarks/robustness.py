@@ -156,17 +156,17 @@ def sample_cases() -> Iterator[Case]:
     yield Case("samples", "bundled two textures (stripes 6), 128²", two_textures(128, period=6), polarity_free=True)
 
 
-def largest_nuclei(objects: np.ndarray, count: int) -> list[int]:
-    """Return the labels of the ``count`` largest objects that hold a box of at least 12 px, largest first."""
-    from scipy import ndimage
+def boxes_in_largest_nuclei(objects: np.ndarray, count: int) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Return ``(label, box)`` for the ``count`` largest objects whose 16 px inner box keeps at least 12 px."""
+    from napari_self2seg.datasets import inner_box
 
     fitting = []
     for k in range(1, int(objects.max()) + 1):
         inside = objects == k
-        depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
-        if depth.max() / np.sqrt(2) - 1 >= 6:  # inner_box's half-size for a 12 px box
-            fitting.append((int(inside.sum()), k))
-    return [k for _, k in sorted(fitting, reverse=True)[:count]]
+        box = inner_box(inside, 16)  # shrunk where the object is thinner
+        if box[2] - box[0] >= 12:
+            fitting.append((int(inside.sum()), k, box))
+    return [(k, box) for _, k, box in sorted(fitting, reverse=True)[:count]]
 
 
 def box_placement_cases() -> Iterator[Case]:
@@ -183,8 +183,7 @@ def box_placement_cases() -> Iterator[Case]:
     for name, noisy, clean, objects, count in images:
         truth = objects > 0
         background = inner_box(~truth, 40)
-        for k in largest_nuclei(objects, count):
-            box = inner_box(objects == k, 16)
+        for k, box in boxes_in_largest_nuclei(objects, count):
             y0, x0, y1, x1 = box
             brightness = float(np.asarray(noisy)[y0:y1, x0:x1].mean())
             sample = SyntheticImage(noisy, clean, truth, box, background)
