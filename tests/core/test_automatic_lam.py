@@ -21,7 +21,7 @@ from napari_self2seg.core import (
     resegment,
     segment,
 )
-from napari_self2seg.core.automatic_lam import LAM_FLOOR, automatic_lam
+from napari_self2seg.core.automatic_lam import LAM_FLOOR, automatic_lam, noise_lam
 from napari_self2seg.datasets import blob_mask, inner_box
 
 AUTO_TINY = Self2SegConfig(
@@ -169,3 +169,17 @@ def test_automatic_lam_warns_with_a_fixed_threshold_init_only(caplog: pytest.Log
             result = segment(image, config, device="cpu")
         assert result.automatic_lam
         assert any("validated with box prompts" in r.getMessage() for r in caplog.records) == warned
+
+
+def test_noise_lam_is_the_spread_that_white_noise_gives_the_data_term_of_constants() -> None:
+    constants = torch.tensor([[0.1, 0.7], [0.5, 0.2], [0.9, 0.4]], dtype=torch.float64)  # K = 3, C = 2
+    sigma = torch.tensor([0.05, 0.2], dtype=torch.float64)
+    noise = torch.randn((2, 400_000), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = 0.5 + sigma[:, None] * noise
+    residuals = ((f[None] - constants[:, :, None]) ** 2).sum(dim=1)  # (K, N): eq. 5 with D_k = c_k
+    measured = [float((residuals[k] - residuals[j]).var()) for k in range(3) for j in range(k)]
+    assert noise_lam(constants, sigma) == pytest.approx(np.sqrt(np.mean(measured)), rel=0.01)
+    # two classes, one channel: 2 |c_F - c_B| σ, and nothing below the floor
+    two = torch.tensor([[0.2], [0.6]], dtype=torch.float64)
+    assert noise_lam(two, torch.tensor([0.1], dtype=torch.float64)) == pytest.approx(2 * 0.4 * 0.1)
+    assert noise_lam(two, torch.zeros(1, dtype=torch.float64)) == LAM_FLOOR

@@ -110,3 +110,33 @@ def test_a_lambda_sent_in_reply_to_the_restart_snapshot_is_used_by_the_restart()
     states = [stream.send(LiveParameters(lam=20.0)), *stream]
     result = states[-1].result
     assert result is not None and result.restarted and result.config.lam == 20.0
+
+
+@pytest.mark.parametrize("two_means", [True, False])
+def test_constants_restart_from_the_boxes_means_only_after_starting_from_otsus_split(two_means: bool) -> None:
+    rng = np.random.default_rng(0)
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    config = Self2SegConfig(
+        experts=("constant", "constant"),
+        two_means=two_means,
+        restart_denoiser=TINY,  # widening does nothing for constants: never used here
+        solver=PrimalDualConfig(max_iter=300),
+    )
+    fg_box = (10, 12, 20, 22)
+    stream = iterate(image, config, fg_boxes=[fg_box], bg_boxes=[(0, 0, 6, 6)], device="cpu")
+    next(stream)
+    states = [stream.send(LiveParameters(lam=10.0)), *stream]  # every segmentation collapses
+    result = states[-1].result
+    assert result is not None and result.degenerate and result.restarted is two_means
+    restarts = [s.message for s in states if "restarting" in s.message]
+    assert restarts == (
+        ["segmentation step 1 made the whole image background (class 0): restarting with the boxes' means"]
+        if two_means
+        else []
+    )
+    expected = np.zeros_like(truth)
+    y0, x0, y1, x1 = fg_box
+    expected[y0:y1, x0:x1] = True
+    np.testing.assert_array_equal(result.mask, expected)  # the last valid mask: the boxes

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from napari_self2seg.core import LiveParameters, dice, iterate, preset, resegment, segment
-from napari_self2seg.core.automatic_lam import automatic_lam
+from napari_self2seg.core.automatic_lam import noise_lam
 from napari_self2seg.core.instances import label_components
-from napari_self2seg.core.tv_two_means import noise_level, tv_denoised
+from napari_self2seg.core.tv_two_means import noise_level, otsu_start, tv_denoised
 from napari_self2seg.datasets import SyntheticImage, inner_box, synthetic_nuclei
 
 if TYPE_CHECKING:
@@ -93,15 +93,15 @@ def test_the_automatic_lambda_follows_the_constants_and_resegment_gives_the_run_
     assert "two-means of constants settled" in result.stop_reason or "max_outer_iter" in result.stop_reason
     seen = [state.lam for state in states if state.lam is not None]
     assert len(set(seen)) >= 2 and result.lam == seen[-1]  # λ moved with the constants
-    # the last λ is the rule applied to the last constants in the boxes; resegment at it gives the mask back
+    # the last λ is the noise rule applied to the last constants; resegment at it gives the mask back
     kept = segment(sample.image, config, keep_problem=True, **boxes)  # type: ignore[arg-type]
     assert kept.problem is not None
     np.testing.assert_array_equal(kept.labels, result.labels)
-    residuals = torch.from_numpy(np.array(kept.problem.residuals))
-    regions = torch.zeros((2, *sample.image.shape), dtype=torch.bool)
-    for k, (y0, x0, y1, x1) in ((1, bright_box), (0, sample.bg_box)):
-        regions[k, y0:y1, x0:x1] = True
-    assert automatic_lam(residuals, regions, robust=True) == pytest.approx(kept.lam, rel=1e-6)
+    lo, hi = float(sample.image.min()), float(sample.image.max())
+    constants = [(float(image.flat[0]) - lo) / (hi - lo) for image in kept.problem.expert_images]
+    f = torch.from_numpy((sample.image - lo) / (hi - lo))[None]
+    lam = noise_lam(torch.tensor(constants, dtype=torch.float64)[:, None], noise_level(f))
+    assert lam == pytest.approx(kept.lam, rel=1e-4)
     np.testing.assert_array_equal(resegment(kept, lam=kept.lam).labels, kept.labels)
 
 
@@ -118,3 +118,68 @@ def test_a_lambda_sent_live_is_kept_and_the_paper_preset_keeps_its_update() -> N
     threshold = dataclasses.replace(config, init="threshold")
     unboxed = segment(sample.image, threshold, device="cpu")
     assert "two-means" not in unboxed.stop_reason and "energy decrease" in unboxed.stop_reason
+
+
+def nuclei_with_a_saturated_blob(noise: float) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int, int, int]]]:
+    """Dim nuclei (0.45) and one saturated blob (0.9) on a 0.1 background, and a box in each kind of pixel."""
+    grey = np.full((96, 96), 0.1)
+    for y, x in ((20, 20), (20, 70), (70, 20), (48, 48)):
+        grey[y - 9 : y + 9, x - 9 : x + 9] = 0.45
+    grey[62:84, 62:84] = 0.9
+    noisy = grey + np.random.default_rng(2).normal(0.0, noise, grey.shape)
+    boxes = {"dim": (15, 15, 25, 25), "blob": (66, 66, 80, 80), "background": (2, 35, 12, 60)}
+    return noisy, grey > 0.2, boxes
+
+
+def test_otsu_start_takes_the_global_split_and_gives_way_to_boxes_that_ask_for_another() -> None:
+    grey, _, boxes = nuclei_with_a_saturated_blob(0.0)
+    smooth = torch.from_numpy(grey[None])
+
+    def regions(*names: str) -> torch.Tensor:
+        masks = torch.zeros((len(names), *grey.shape), dtype=torch.bool)
+        for k, name in enumerate(names):
+            y0, x0, y1, x1 = boxes[name]
+            masks[k, y0:y1, x0:x1] = True
+        return masks
+
+    objects = grey > 0.2
+    expected = [grey[~objects].mean(), grey[objects].mean()]  # Otsu splits background from both kinds of object
+    start = otsu_start(smooth, regions("background", "blob"))
+    assert start is not None and start.shape == (2, 1)
+    np.testing.assert_allclose(start[:, 0].numpy(), expected)
+    # classes take their boxes' bands, in the order of the classes
+    swapped = otsu_start(smooth, regions("blob", "background"))
+    assert swapped is not None
+    np.testing.assert_allclose(swapped[:, 0].numpy(), expected[::-1])
+    # three classes: multi-Otsu's three bands, each matched to its box (a little noise: three grey levels
+    # alone fall on histogram bin edges)
+    slightly_noisy, _, _ = nuclei_with_a_saturated_blob(0.01)
+    three = otsu_start(torch.from_numpy(slightly_noisy[None]), regions("background", "dim", "blob"))
+    assert three is not None
+    np.testing.assert_allclose(three[:, 0].numpy(), [0.1, 0.45, 0.9], atol=0.002)
+    # a dim box against a blob box asks for a split Otsu's two bands are not: the boxes' means start it
+    assert otsu_start(smooth, regions("dim", "blob")) is None
+    assert otsu_start(torch.cat([smooth, smooth]), regions("background", "blob")) is None  # no exact 2-D split
+    assert otsu_start(torch.full((1, 8, 8), 0.3, dtype=torch.float64), regions("background", "blob")[:, :8, :8]) is None
+
+
+def test_a_box_on_a_saturated_blob_finds_the_dim_nuclei_too() -> None:
+    noisy, truth, boxes = nuclei_with_a_saturated_blob(0.1)
+    config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    masks = {
+        where: segment(
+            noisy, config, fg_boxes=[boxes[where]], bg_boxes=[boxes["background"]], device="cpu", seed=0
+        ).mask
+        for where in ("blob", "dim")
+    }
+    for mask in masks.values():
+        assert dice(mask, truth) > 0.95
+    # the paper's update from the blob box keeps the blob and loses the dim nuclei
+    paper = segment(
+        noisy,
+        dataclasses.replace(config, two_means=False),
+        fg_boxes=[boxes["blob"]],
+        bg_boxes=[boxes["background"]],
+        device="cpu",
+    )
+    assert dice(paper.mask, truth) < 0.8

@@ -97,3 +97,36 @@ def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor, robust: bool =
             data = (residuals[k] - residuals[j]).to(torch.float64)
             variances += [variance(data[regions[j]], robust), variance(data[regions[k]], robust)]
     return max(math.sqrt(sum(variances) / len(variances)), LAM_FLOOR)
+
+
+def noise_lam(constants: torch.Tensor, sigma: torch.Tensor) -> float:
+    """Return the automatic λ for constant experts: the spread that the image's noise gives ``d``.
+
+    With constants ``d = r_k - r_j`` is affine in the image,
+    ``d = Σ_c 2 (c_jc - c_kc)(t_c - f_c)``, so white noise of standard
+    deviation ``σ_c`` per channel gives it the variance
+    ``4 Σ_c (c_kc - c_jc)² σ_c²``. This is the rule of :func:`automatic_lam`
+    with that variance in place of the one measured in the boxes: for two
+    classes the segmentation step is then the level set of the TV denoising
+    at the noise level, ``ROF(f, σ)`` (:mod:`.tv_two_means`), whichever pixels
+    the boxes hold (a box on a saturated blob measures the blob's inner
+    variation too).
+
+    Parameters
+    ----------
+    constants : torch.Tensor
+        ``(K, C)``: the constant of every class and channel.
+    sigma : torch.Tensor
+        ``(C,)``: the noise level of each channel
+        (:func:`.tv_two_means.noise_level`).
+
+    Returns
+    -------
+    float
+        ``max(sqrt(mean_{j<k} 4 Σ_c (c_kc - c_jc)² σ_c²), LAM_FLOOR)``.
+    """
+    classes = int(constants.shape[0])
+    gaps = constants[:, None, :] - constants[None, :, :]  # (K, K, C)
+    spread = 4 * ((gaps * sigma) ** 2).sum(dim=-1).to(torch.float64)
+    pairs = torch.triu_indices(classes, classes, offset=1)
+    return max(math.sqrt(float(spread[pairs[0], pairs[1]].mean())), LAM_FLOOR)

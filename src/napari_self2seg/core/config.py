@@ -326,11 +326,13 @@ class Self2SegConfig:
         When every expert is a constant (Chan–Vese: eq. 5 with ``D_k = c_k``)
         and the run starts from boxes, run the alternation as the
         TV-regularised two-means (K-means for K classes) of the TV-denoised
-        image: from the second expert step on each constant is the mean of
-        ``ROF(f, σ̂)`` over its class instead of ``f``'s
-        (:mod:`~.tv_two_means`), an automatic λ is
-        derived again from the new constants before every segmentation step
-        (so that the step stays the same TV problem as the constants move),
+        image (:mod:`~.tv_two_means`): the first constants are the band
+        means of Otsu's split of ``ROF(f, σ̂)`` matched to the boxes (the
+        boxes' means where it does not separate them, or after a collapse
+        from it), the later ones the means of ``ROF(f, σ̂)`` over each class
+        instead of ``f``'s, an automatic λ is the constants' gap times the
+        noise level at every step (:func:`~.automatic_lam.noise_lam`: the
+        step stays the same TV problem as the constants move),
         and the steps go on until one changes fewer than 0.1 % of the pixels
         (or ``max_outer_iter``; ``stop_ratio`` is not used). The mask then no
         longer depends on which object the boxes mark. Threshold starts keep
@@ -345,7 +347,8 @@ class Self2SegConfig:
         experts of these settings (and λ chosen again if it was chosen from
         the image), and returns the restart's result unless the first attempt
         had kept a later segmentation step. A plane of a stack started from
-        the plane before does not restart. None (the paper): no restart,
+        the plane before does not restart, nor does a run whose every class
+        used a constant (no network to widen). None (the paper): no restart,
         the run ends with the last segmentation before the collapse. Beyond
         the paper; the ``fast`` preset restarts with experts of the paper's
         size (docs/robustness.md).

@@ -31,8 +31,8 @@ from ._validation import (
     normalise,
     resolve_device,
 )
-from .automatic_lam import automatic_lam
-from .config import AUTO, OTSU, DenoiserConfig, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
+from .automatic_lam import automatic_lam, noise_lam
+from .config import AUTO, OTSU, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
 from .energy import joint_energy, squared_residual, weighted_mean
@@ -43,7 +43,7 @@ from .instances import check_min_size, instances_of
 from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .region_interior import region_interior
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
-from .tv_two_means import tv_denoised
+from .tv_two_means import noise_level, otsu_start, tv_denoised
 
 logger = logging.getLogger(__name__)
 
@@ -189,19 +189,18 @@ class _Run:
                 how,
             )
 
-    def rederive_lam(self, residuals: torch.Tensor, regions: torch.Tensor) -> None:
-        """Apply the automatic-λ rule again to new constant experts (``config.two_means``), unless λ was given.
+    def rederive_lam(self, constants: torch.Tensor, sigma: torch.Tensor) -> None:
+        """Set the automatic λ for the constant experts of the two-means alternation, unless λ was given.
 
-        With constants, ``d`` is affine in the image and its spread in the
-        initial regions is the noise level times the constants' gap: this
-        keeps the segmentation step the TV denoising of the first step as
-        the constants move (:mod:`.tv_two_means`).
+        λ is the spread that the noise gives ``d`` (:func:`.automatic_lam.noise_lam`),
+        so every segmentation step is the level set of the TV denoising at the
+        noise level as the constants move (:mod:`.tv_two_means`).
         """
         if not self.automatic_lam or self.lam_sent:
             return
-        lam = automatic_lam(residuals, regions, robust=True)
+        lam = noise_lam(constants, sigma)
         if lam != self.config.lam:
-            logger.info("automatic λ = %.4g for the new constants", lam)
+            logger.info("automatic λ = %.4g for the new constants (their gaps times the noise level)", lam)
             self.config = dataclasses.replace(self.config, lam=lam)
 
     def receive(self, sent: LiveParameters | None) -> None:
@@ -343,8 +342,8 @@ class _Alternation:
     """Fraction of pixels whose class the last segmentation step changed."""
     set_aside: dict[int, Noise2FastNet] = dataclasses.field(default_factory=dict)
     """Networks of ``"auto"`` classes that became constants, kept to denoise those regions at the end."""
-    first_regions: torch.Tensor | None = None
-    """The regions of the first expert step, where the automatic λ is measured."""
+    warm: bool = False
+    """Whether the run started from the previous plane (the regions are its classes, not the boxes)."""
 
     @property
     def u(self) -> torch.Tensor:
@@ -531,8 +530,14 @@ def _checked_inputs(
 class Scheme:
     """One run of the alternating scheme on validated inputs: the experts' side and the segmentation side."""
 
-    def __init__(self, inputs: _Inputs, config: Self2SegConfig, seed: int, device: torch.device) -> None:
+    def __init__(
+        self, inputs: _Inputs, config: Self2SegConfig, seed: int, device: torch.device, *, from_otsu: bool = True
+    ) -> None:
         self.inputs = inputs
+        self.from_otsu = from_otsu
+        """Whether a two-means of constants may start from Otsu's split (:attr:`otsu_start`): not after it collapsed."""
+        self.started_from_otsu = False
+        """Set when the first constants were Otsu's split rather than the boxes' means."""
         self.seed = seed
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
@@ -559,6 +564,21 @@ class Scheme:
     def f_tv(self) -> torch.Tensor:
         """``ROF(f, σ̂)``, what the constants of the two-means alternation are fitted to (:mod:`.tv_two_means`)."""
         return tv_denoised(self.f)
+
+    @functools.cached_property
+    def noise(self) -> torch.Tensor:
+        """``(C,)``: the noise level σ̂ of each channel of ``f`` (:func:`.tv_two_means.noise_level`)."""
+        return noise_level(self.f)
+
+    @functools.cached_property
+    def otsu_start(self) -> torch.Tensor | None:
+        """``(K, C)`` first constants of the two-means alternation, or None to start from the boxes' means.
+
+        The global two-means split of ``ROF(f, σ̂)`` matched to the boxes (:func:`.tv_two_means.otsu_start`).
+        """
+        if self.inputs.regions is None or not self.from_otsu:
+            return None
+        return otsu_start(self.f_tv, torch.from_numpy(self.inputs.regions).to(self.device))
 
     def two_means(self, alt: _Alternation) -> bool:
         """Whether this run alternates its experts as the two-means of the TV-denoised image.
@@ -621,10 +641,16 @@ class Scheme:
     def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
         """Return the constant expert of class k (eq. 5, D_k = c_k): the mean over its boxes first, then over u_k.
 
-        In the two-means alternation the later means are those of the
-        TV-denoised image (``config.two_means``).
+        In the two-means alternation (``config.two_means``) the first
+        constants are those of Otsu's split of the TV-denoised image when it
+        separates the boxes (:attr:`otsu_start`), and the later means are
+        those of the TV-denoised image.
         """
         if alt.outer == 0:
+            start = self.otsu_start if self.two_means(alt) and not alt.warm else None
+            if start is not None:
+                self.started_from_otsu = True
+                return start[k][:, None, None].expand_as(self.f)
             return weighted_mean(self.f, alt.regions[k].to(self.f.dtype)).expand_as(self.f)
         image = self.f_tv if self.two_means(alt) else self.f
         return weighted_mean(image, alt.u[k]).expand_as(self.f)
@@ -632,9 +658,17 @@ class Scheme:
     def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
         """Run the alternation: the generator behind :func:`iterate`; ``warm`` replaces the initialisation."""
         result = yield from self.attempt(keep_problem, instances, warm)
-        restart_denoiser = self.config.restart_denoiser
-        if result.degenerate and warm is None and restart_denoiser is not None:
-            result = yield from self.restart(result, restart_denoiser, keep_problem, instances)
+        if result.degenerate and warm is None:
+            restart_denoiser = self.config.restart_denoiser
+            if self.started_from_otsu:
+                # Otsu's split cut the boxed object: start the two-means from the boxes' means instead
+                means = "the boxes' means"
+                retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
+                result = yield from retry
+            elif restart_denoiser is not None and self.networks_asked(result):
+                wider = f"{restart_denoiser.width}-channel, {restart_denoiser.n_blocks}-block experts"
+                config = dataclasses.replace(self.requested, denoiser=restart_denoiser)
+                result = yield from self.restart(result, config, wider, keep_problem, instances)
         yield self.run_.snapshot(Phase.DONE, result.outer_iterations, f"done: {result.stop_reason}", result=result)
 
     def attempt(
@@ -676,40 +710,51 @@ class Scheme:
         )
         return result
 
+    def networks_asked(self, result: SegmentationResult) -> bool:
+        """Whether some class may use a network: other experts cannot change a run of constants asked for."""
+        return any(kind != "constant" for kind in expert_kinds(self.requested, result.classes))
+
     def restart(
-        self, first: SegmentationResult, denoiser: DenoiserConfig, keep_problem: bool, instances: bool
+        self,
+        first: SegmentationResult,
+        config: Self2SegConfig,
+        how: str,
+        keep_problem: bool,
+        instances: bool,
+        *,
+        from_otsu: bool = True,
     ) -> Generator[SolverState, LiveParameters | None, SegmentationResult]:
-        """After a collapse, start once more from the initial regions with ``restart_denoiser`` experts.
+        """After a collapse, start once more from the initial regions with ``config`` (``how`` says what changed).
 
         Narrow experts trained briefly on small boxes can each explain the
         other region's texture about as well as their own, and a segmentation
-        step then floods; experts of the paper's size separate such pairs
-        (docs/robustness.md). The restart keeps live λ/µ values (an automatic
-        λ is chosen again for the new experts) and its time counts towards
-        the run's. Its result replaces the first one unless the first attempt
-        had kept a later segmentation step.
+        step then floods; experts of the paper's size (``restart_denoiser``)
+        separate such pairs (docs/robustness.md). A two-means of constants
+        that started from Otsu's split (:attr:`otsu_start`) starts again from
+        the boxes' means. The restart keeps live λ/µ values (an automatic
+        λ is chosen again for the new experts), never restarts itself, and its
+        time counts towards the run's. Its result replaces the first one
+        unless the first attempt had kept a later segmentation step.
         """
         run = self.run_
-        wider = f"{denoiser.width}-channel, {denoiser.n_blocks}-block experts"
-        logger.warning("%s; restarting from the initial regions with %s", self.collapse, wider)
-        run.receive((yield run.snapshot(Phase.INIT, 0, f"{self.collapse}: restarting with {wider}")))
+        logger.warning("%s; restarting from the initial regions with %s", self.collapse, how)
+        run.receive((yield run.snapshot(Phase.INIT, 0, f"{self.collapse}: restarting with {how}")))
         config = dataclasses.replace(  # after the snapshot, so that a λ/µ sent in reply to it is kept
-            self.requested,
-            denoiser=denoiser,
+            config,
             restart_denoiser=None,
             lam=run.config.lam if run.lam_sent else self.requested.lam,
             mu=run.config.mu,
         )
-        retry = Scheme(self.inputs, config, self.seed, self.device)
+        retry = Scheme(self.inputs, config, self.seed, self.device, from_otsu=from_otsu)
         retry.run_.continue_from(run)
         second = yield from retry.attempt(keep_problem, instances, None)
         if second.degenerate and retry.run_.labels_step < run.labels_step:
-            note = f"; a restart with {wider} collapsed sooner ({retry.collapse})"
+            note = f"; a restart with {how} collapsed sooner ({retry.collapse})"
             return dataclasses.replace(
                 first, stop_reason=first.stop_reason + note, timings=retry.run_.timings(), restarted=True
             )
         self.run_, self.handover = retry.run_, retry.handover
-        reason = f"restarted with {wider} because {self.collapse} in the first attempt; then: {second.stop_reason}"
+        reason = f"restarted with {how} because {self.collapse} in the first attempt; then: {second.stop_reason}"
         return dataclasses.replace(second, stop_reason=reason, restarted=True)
 
     def initialise(self) -> Generator[SolverState, LiveParameters | None, _Alternation]:
@@ -779,6 +824,7 @@ class Scheme:
             solver=solver,
             kept=kept,
             set_aside=dict(warm.set_aside),
+            warm=True,
         )
 
     def train_experts(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:
@@ -803,12 +849,16 @@ class Scheme:
             residuals.append(self.residual(self.prediction(net, output)))
         if AUTO in alt.kinds:
             self.choose_kinds(alt, outputs, residuals)
+            if alt.outer == 0 and self.two_means(alt):  # every class chose its constant: the two-means starts
+                outputs = [self.constant(alt, k) for k in range(alt.classes)]
+                residuals = [self.residual(output) for output in outputs]
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
         alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
         if alt.outer == 0:
-            alt.first_regions = alt.regions
             run.choose_lam(alt.residuals, alt.regions, alt.kinds)
+        if self.two_means(alt):
+            run.rederive_lam(alt.outputs[:, :, 0, 0], self.noise)
         run.energies.append(float(joint_energy(alt.u, alt.residuals, run.lam)))
         run.denoised = self.composite(alt.outputs, labels_of(alt.u))
         message = f"experts trained, energy {run.energies[-1]:.4g}"
@@ -861,8 +911,6 @@ class Scheme:
         alt.outer += 1
         previous_labels = labels_of(alt.u)
         t0 = time.perf_counter()
-        if self.two_means(alt) and alt.first_regions is not None:
-            run.rederive_lam(alt.residuals, alt.first_regions)
         lam, mu = run.lam, run.config.mu
         reference = alt.u.clone() if mu > 0 else None
         progress = None

@@ -11,7 +11,9 @@ fluorescence image lifts ``t`` and half of the nuclei are lost
 (docs/robustness.md, "Where the box is"). Fitting the constants to
 ``ROF(f, σ̂)`` instead makes the alternation Lloyd's two-means of the denoised
 image with a boundary-length penalty, whose fixed point does not depend on
-where the boxes are. Beyond the paper.
+where the boxes are, and :func:`otsu_start` starts that alternation from the
+global minimiser of the two-means objective rather than from the boxes' means.
+Beyond the paper.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage import restoration
+from skimage import filters, restoration
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 denoise_tv_chambolle: Callable[..., np.ndarray] = restoration.denoise_tv_chambolle
+threshold_multiotsu: Callable[..., np.ndarray] = filters.threshold_multiotsu
 
 _LAPLACIAN_DIFFERENCE = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 
@@ -91,3 +94,46 @@ def tv_denoised(image: torch.Tensor) -> torch.Tensor:
         for channel, sigma in zip(values, sigmas, strict=True)
     ]
     return torch.from_numpy(np.stack(smooth)).to(image.dtype).to(image.device)
+
+
+def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
+    """Return the constants of the global two-means split of ``ROF(f, σ̂)``, each matched to a class's boxes.
+
+    Lloyd's iteration (the two-means alternation) converges to a fixed point
+    near its start; started from the boxes' means it can settle on a split
+    the boxes suggest but the image does not, e.g. saturated blobs against
+    everything else when the box marks a saturated blob. In one dimension the
+    global minimiser of the K-means objective is exact: Otsu's thresholds
+    (multi-Otsu for K > 2), whose bands' means are a fixed point of the
+    iteration. Class k takes the band that holds most of its box pixels.
+
+    Parameters
+    ----------
+    smooth : torch.Tensor
+        ``ROF(f, σ̂)``, ``(C, H, W)`` (:func:`tv_denoised`).
+    boxes : torch.Tensor
+        ``(K, H, W)`` bool: the pixels of each class's boxes.
+
+    Returns
+    -------
+    torch.Tensor or None
+        ``(K, C)`` constants, or None when the image has several channels
+        (no exact global split), Otsu cannot split it into K bands, or two
+        classes' boxes fall mostly in the same band — the user asks for a
+        split that Otsu's is not, and the boxes' means start the iteration.
+    """
+    classes = int(boxes.shape[0])
+    if smooth.shape[0] != 1:
+        return None
+    grey = smooth[0].detach().to("cpu", torch.float64).numpy()
+    try:
+        levels = threshold_multiotsu(grey, classes=classes)
+    except ValueError:  # too few grey levels for that many bands
+        return None
+    bands = np.digitize(grey, levels)
+    in_boxes = boxes.detach().cpu().numpy()
+    chosen = [int(np.bincount(bands[in_boxes[k]], minlength=classes).argmax()) for k in range(classes)]
+    if len(set(chosen)) < classes:
+        return None
+    means = [grey[bands == band].mean() for band in chosen]
+    return torch.tensor(means, dtype=smooth.dtype, device=smooth.device)[:, None]
