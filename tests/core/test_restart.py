@@ -24,6 +24,21 @@ from napari_self2seg.datasets import blob_mask, texture, texture_pair
 TINY = DenoiserConfig(width=4, n_blocks=1, patience=3, average_last=2, max_steps=30)
 
 
+def noisy_square(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 16² bright square on a 32² image with noise 0.05: its truth and the image."""
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    return truth, 0.2 + 0.6 * truth + np.random.default_rng(seed).normal(0, 0.05, truth.shape)
+
+
+def box_mask(shape: tuple[int, ...], box: tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels of one half-open box ``(y0, x0, y1, x1)``."""
+    mask = np.zeros(shape, dtype=bool)
+    y0, x0, y1, x1 = box
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
 def test_the_fast_preset_restarts_with_experts_of_the_paper_size_and_the_paper_never_restarts() -> None:
     fast, paper = preset("fast"), preset("paper")
     assert paper.restart_denoiser is None
@@ -61,10 +76,7 @@ def test_a_restart_with_larger_experts_rescues_a_texture_pair_that_floods() -> N
 
 @pytest.mark.parametrize("restart", [True, False])
 def test_a_restart_runs_once_keeps_a_live_lambda_and_the_last_valid_mask(restart: bool) -> None:
-    rng = np.random.default_rng(0)
-    truth = np.zeros((32, 32), dtype=bool)
-    truth[8:24, 10:26] = True
-    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    truth, image = noisy_square(seed=0)
     config = Self2SegConfig(
         lam="auto",
         max_outer_iter=3,
@@ -81,9 +93,7 @@ def test_a_restart_runs_once_keeps_a_live_lambda_and_the_last_valid_mask(restart
     assert result.config.lam == 10.0 and not result.automatic_lam  # the restart kept the λ sent
     restarts = [s for s in states if "restarting with 6-channel, 1-block experts" in s.message]
     assert len(restarts) == (1 if restart else 0)
-    expected = np.zeros_like(truth)
-    y0, x0, y1, x1 = fg_box
-    expected[y0:y1, x0:x1] = True
+    expected = box_mask(truth.shape, fg_box)
     np.testing.assert_array_equal(result.mask, expected)  # both attempts collapsed at step 1: the boxes are kept
     np.testing.assert_array_equal(states[-1].mask, expected)
     assert result.config.denoiser.width == (6 if restart else 4)
@@ -92,10 +102,7 @@ def test_a_restart_runs_once_keeps_a_live_lambda_and_the_last_valid_mask(restart
 
 
 def test_a_lambda_sent_in_reply_to_the_restart_snapshot_is_used_by_the_restart() -> None:
-    rng = np.random.default_rng(1)
-    truth = np.zeros((32, 32), dtype=bool)
-    truth[8:24, 10:26] = True
-    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    _, image = noisy_square(seed=1)
     config = Self2SegConfig(
         lam=10.0,  # every segmentation collapses
         max_outer_iter=2,
@@ -114,10 +121,7 @@ def test_a_lambda_sent_in_reply_to_the_restart_snapshot_is_used_by_the_restart()
 
 @pytest.mark.parametrize("two_means", [True, False])
 def test_constants_restart_from_the_boxes_means_only_after_starting_from_otsus_split(two_means: bool) -> None:
-    rng = np.random.default_rng(0)
-    truth = np.zeros((32, 32), dtype=bool)
-    truth[8:24, 10:26] = True
-    image = 0.2 + 0.6 * truth + rng.normal(0, 0.05, truth.shape)
+    truth, image = noisy_square(seed=0)
     config = Self2SegConfig(
         experts=("constant", "constant"),
         two_means=two_means,
@@ -136,7 +140,5 @@ def test_constants_restart_from_the_boxes_means_only_after_starting_from_otsus_s
         if two_means
         else []
     )
-    expected = np.zeros_like(truth)
-    y0, x0, y1, x1 = fg_box
-    expected[y0:y1, x0:x1] = True
+    expected = box_mask(truth.shape, fg_box)
     np.testing.assert_array_equal(result.mask, expected)  # the last valid mask: the boxes
