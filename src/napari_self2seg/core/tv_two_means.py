@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage import filters, restoration
+from skimage import restoration
+
+from .config import OTSU
+from .initialization import threshold_regions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 denoise_tv_chambolle: Callable[..., np.ndarray] = restoration.denoise_tv_chambolle
-threshold_multiotsu: Callable[..., np.ndarray] = filters.threshold_multiotsu
 
 _LAPLACIAN_DIFFERENCE = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 
@@ -127,13 +129,12 @@ def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
         return None
     grey = smooth[0].detach().to("cpu", torch.float64).numpy()
     try:
-        levels = threshold_multiotsu(grey, classes=classes)
-    except ValueError:  # too few grey levels for that many bands
+        bands = threshold_regions(grey, classes, OTSU, "TV-denoised image")
+    except ValueError:  # a flat image, or too few grey levels for that many bands
         return None
-    bands = np.digitize(grey, levels)
     in_boxes = boxes.detach().cpu().numpy()
-    chosen = [int(np.bincount(bands[in_boxes[k]], minlength=classes).argmax()) for k in range(classes)]
+    chosen = [int((bands & in_boxes[k]).sum(axis=(1, 2)).argmax()) for k in range(classes)]
     if len(set(chosen)) < classes:
         return None
-    means = [grey[bands == band].mean() for band in chosen]
+    means = [grey[bands[band]].mean() for band in chosen]
     return torch.tensor(means, dtype=smooth.dtype, device=smooth.device)[:, None]
