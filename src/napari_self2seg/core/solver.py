@@ -563,7 +563,7 @@ class Scheme:
     @functools.cached_property
     def f_tv(self) -> torch.Tensor:
         """``ROF(f, σ̂)``, what the constants of the two-means alternation are fitted to (:mod:`.tv_two_means`)."""
-        return tv_denoised(self.f)
+        return tv_denoised(self.f, self.noise)
 
     @functools.cached_property
     def noise(self) -> torch.Tensor:

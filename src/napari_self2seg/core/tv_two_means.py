@@ -66,7 +66,7 @@ def noise_level(image: torch.Tensor) -> torch.Tensor:
     return response.abs().mean(dim=(-2, -1)) * math.sqrt(math.pi / 2) / 6
 
 
-def tv_denoised(image: torch.Tensor) -> torch.Tensor:
+def tv_denoised(image: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
     """Return ``ROF(f, σ̂)`` of each channel: the TV denoising at the image's own noise level.
 
     Decreases ``σ̂ TV(v) + ½ ||v - f||²`` per channel with Chambolle's
@@ -81,6 +81,8 @@ def tv_denoised(image: torch.Tensor) -> torch.Tensor:
     ----------
     image : torch.Tensor
         The normalised image ``f``, ``(C, H, W)``.
+    sigma : torch.Tensor or None
+        ``(C,)`` noise levels if already estimated (:func:`noise_level`).
 
     Returns
     -------
@@ -89,7 +91,7 @@ def tv_denoised(image: torch.Tensor) -> torch.Tensor:
     """
     if min(image.shape[-2:]) < 3:  # too small to estimate the noise: nothing to smooth
         return image
-    sigmas = noise_level(image).tolist()
+    sigmas = (noise_level(image) if sigma is None else sigma).tolist()
     values = image.detach().to("cpu", torch.float64).numpy()
     smooth = [
         denoise_tv_chambolle(channel, weight=sigma) if sigma > 0 else channel
