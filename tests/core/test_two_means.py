@@ -83,24 +83,52 @@ def test_the_mask_does_not_depend_on_which_nucleus_the_box_marks() -> None:
         assert dice(masks["two-means", where], sample.truth) > 0.95
 
 
-def test_the_automatic_lambda_follows_the_constants_and_resegment_gives_the_run_back() -> None:
+def test_a_run_from_otsus_split_keeps_its_constants_and_resegment_gives_it_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sample, bright_box, _ = uneven_nuclei()
     config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
     boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
-    states = list(iterate(sample.image, config, **boxes))  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="napari_self2seg.core.solver"):
+        result = segment(sample.image, config, keep_problem=True, **boxes)  # type: ignore[arg-type]
+    assert result.automatic_lam and result.problem is not None and not result.degenerate
+    assert result.outer_iterations == 1 and "Otsu's split" in result.stop_reason
+    # one λ, the noise rule's for Otsu's constants (never the boxes' spread)
+    chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("automatic λ")]
+    assert len(chosen) == 1 and "times the noise level" in chosen[0]
+    lo, hi = float(sample.image.min()), float(sample.image.max())
+    f = torch.from_numpy(((sample.image - lo) / (hi - lo)).astype(np.float32))[None]  # as the run normalises
+    regions = torch.zeros((2, *sample.image.shape), dtype=torch.bool)
+    for k, (y0, x0, y1, x1) in enumerate((sample.bg_box, bright_box)):
+        regions[k, y0:y1, x0:x1] = True
+    start = otsu_start(tv_denoised(f), regions)
+    assert start is not None
+    constants = [(float(image.flat[0]) - lo) / (hi - lo) for image in result.problem.expert_images]
+    np.testing.assert_allclose(constants, start[:, 0].numpy(), rtol=1e-5)
+    assert noise_lam(start, noise_level(f)) == pytest.approx(result.lam, rel=1e-5)
+    np.testing.assert_array_equal(resegment(result, lam=result.lam).labels, result.labels)
+    assert dice(result.mask, sample.truth) > 0.95
+
+
+def test_a_run_from_the_boxes_means_moves_its_constants_and_lambda_until_the_mask_settles() -> None:
+    sample, bright_box, _ = uneven_nuclei()
+    two_channels = np.stack([sample.image, sample.image], axis=-1)  # no exact 2-D split: the boxes' means start it
+    config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu", "channel_axis": -1}
+    states = list(iterate(two_channels, config, **boxes))  # type: ignore[arg-type]
     result = states[-1].result
     assert result is not None and result.automatic_lam and result.outer_iterations >= 2
     assert "two-means of constants settled" in result.stop_reason or "max_outer_iter" in result.stop_reason
     seen = [state.lam for state in states if state.lam is not None]
     assert len(set(seen)) >= 2 and result.lam == seen[-1]  # λ moved with the constants
     # the last λ is the noise rule applied to the last constants; resegment at it gives the mask back
-    kept = segment(sample.image, config, keep_problem=True, **boxes)  # type: ignore[arg-type]
+    kept = segment(two_channels, config, keep_problem=True, **boxes)  # type: ignore[arg-type]
     assert kept.problem is not None
     np.testing.assert_array_equal(kept.labels, result.labels)
-    lo, hi = float(sample.image.min()), float(sample.image.max())
-    constants = [(float(image.flat[0]) - lo) / (hi - lo) for image in kept.problem.expert_images]
-    f = torch.from_numpy((sample.image - lo) / (hi - lo))[None]
-    lam = noise_lam(torch.tensor(constants, dtype=torch.float64)[:, None], noise_level(f))
+    lo, hi = float(two_channels.min()), float(two_channels.max())
+    constants = [(image[0, 0] - lo) / (hi - lo) for image in kept.problem.expert_images]
+    f = torch.from_numpy(np.moveaxis((two_channels - lo) / (hi - lo), -1, 0).astype(np.float32))
+    lam = noise_lam(torch.tensor(np.array(constants), dtype=torch.float64), noise_level(f))
     assert lam == pytest.approx(kept.lam, rel=1e-4)
     np.testing.assert_array_equal(resegment(kept, lam=kept.lam).labels, kept.labels)
 

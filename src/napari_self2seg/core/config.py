@@ -326,16 +326,18 @@ class Self2SegConfig:
         When every expert is a constant (Chan–Vese: eq. 5 with ``D_k = c_k``)
         and the run starts from boxes, run the alternation as the
         TV-regularised two-means (K-means for K classes) of the TV-denoised
-        image (:mod:`~.tv_two_means`): the first constants are the band
-        means of Otsu's split of ``ROF(f, σ̂)`` matched to the boxes (the
-        boxes' means where it does not separate them, or after a collapse
-        from it), the later ones the means of ``ROF(f, σ̂)`` over each class
-        instead of ``f``'s, an automatic λ is the constants' gap times the
-        noise level at every step (:func:`~.automatic_lam.noise_lam`: the
-        step stays the same TV problem as the constants move),
-        and the steps go on until one changes fewer than 0.1 % of the pixels
-        (or ``max_outer_iter``; ``stop_ratio`` is not used). The mask then no
-        longer depends on which object the boxes mark. Threshold starts keep
+        image (:mod:`~.tv_two_means`): the constants are the band means of
+        Otsu's split of ``ROF(f, σ̂)`` matched to the boxes, kept for one
+        segmentation step (refitting them to the mask drifts, measured in
+        docs/robustness.md); where that split does not separate the boxes,
+        for several channels, or after a collapse from it, they start at
+        the boxes' means and are refitted as means of ``ROF(f, σ̂)`` over
+        each class until a step changes fewer than 0.1 % of the pixels (or
+        ``max_outer_iter``; ``stop_ratio`` is not used). An automatic λ is
+        the constants' gap times the noise level
+        (:func:`~.automatic_lam.noise_lam`: the step stays the same TV
+        problem as the constants move). The mask then no longer depends on
+        which object the boxes mark. Threshold starts keep
         the paper's update (they are the image's own; measured better there).
         Beyond the paper; on in the ``fast`` preset (docs/robustness.md).
     denoiser : DenoiserConfig

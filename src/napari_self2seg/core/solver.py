@@ -53,10 +53,11 @@ PROGRESS_INTERVAL_S = 0.25
 TWO_MEANS_SETTLED = 0.001
 """The two-means alternation of constants (``config.two_means``) ends once a step changes fewer than this fraction.
 
-Its steps train nothing, so a tight rule costs little (0.1 % of a 256² image
-is 66 pixels); on the robustness suite most box-started runs of constants
-settle within the ``fast`` preset's 6 steps, those started far from the fixed
-point (a box on the brightest nucleus) reach the 6 steps first.
+Only runs whose constants start at the boxes' means alternate (one started
+from Otsu's split takes one step). Its steps train nothing, so a tight rule
+costs little (0.1 % of a 256² image is 66 pixels); runs started far from the
+fixed point (a box on the brightest nucleus) reach the ``fast`` preset's 6
+steps first.
 """
 
 SETTLED_FRACTION = 0.02
@@ -189,18 +190,21 @@ class _Run:
                 how,
             )
 
-    def rederive_lam(self, constants: torch.Tensor, sigma: torch.Tensor) -> None:
-        """Set the automatic λ for the constant experts of the two-means alternation, unless λ was given.
+    def follow_noise_lam(self, constants: torch.Tensor, sigma: torch.Tensor) -> None:
+        """Resolve ``lam="auto"`` for the constants of a two-means step, and follow them at later steps.
 
         λ is the spread that the noise gives ``d`` (:func:`.automatic_lam.noise_lam`),
         so every segmentation step is the level set of the TV denoising at the
-        noise level as the constants move (:mod:`.tv_two_means`).
+        noise level as the constants move (:mod:`.tv_two_means`). A λ given
+        by the caller or sent live is kept.
         """
-        if not self.automatic_lam or self.lam_sent:
+        if self.lam_sent or not (self.automatic_lam or self.config.lam == AUTO):
             return
+        self.automatic_lam = True
         lam = noise_lam(constants, sigma)
         if lam != self.config.lam:
-            logger.info("automatic λ = %.4g for the new constants (their gaps times the noise level)", lam)
+            means = " / ".join(f"{c:.3g}" for c in constants.flatten().tolist())
+            logger.info("automatic λ = %.4g for the constants %s (their gaps times the noise level)", lam, means)
             self.config = dataclasses.replace(self.config, lam=lam)
 
     def receive(self, sent: LiveParameters | None) -> None:
@@ -687,6 +691,10 @@ class Scheme:
             yield from self.segment_step(alt)
             if alt.degenerate:
                 break
+            if self.two_means(alt) and self.started_from_otsu:
+                # Otsu's constants already minimise the two-means of ROF(f, σ̂): refitting them to the mask drifts
+                alt.stop_reason = "the constants are Otsu's split of the TV-denoised image: one segmentation step"
+                break
             if self.two_means(alt) and alt.changed < TWO_MEANS_SETTLED:
                 alt.stop_reason = (
                     f"the two-means of constants settled: the segmentation changed {alt.changed:.2%} of the pixels "
@@ -855,10 +863,10 @@ class Scheme:
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
         alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
-        if alt.outer == 0:
+        if self.two_means(alt):  # from the first step on: λ follows the constants
+            run.follow_noise_lam(alt.outputs[:, :, 0, 0], self.noise)
+        elif alt.outer == 0:
             run.choose_lam(alt.residuals, alt.regions, alt.kinds)
-        if self.two_means(alt):
-            run.rederive_lam(alt.outputs[:, :, 0, 0], self.noise)
         run.energies.append(float(joint_energy(alt.u, alt.residuals, run.lam)))
         run.denoised = self.composite(alt.outputs, labels_of(alt.u))
         message = f"experts trained, energy {run.energies[-1]:.4g}"

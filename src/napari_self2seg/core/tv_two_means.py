@@ -11,9 +11,12 @@ fluorescence image lifts ``t`` and half of the nuclei are lost
 (docs/robustness.md, "Where the box is"). Fitting the constants to
 ``ROF(f, σ̂)`` instead makes the alternation Lloyd's two-means of the denoised
 image with a boundary-length penalty, whose fixed point does not depend on
-where the boxes are, and :func:`otsu_start` starts that alternation from the
-global minimiser of the two-means objective rather than from the boxes' means.
-Beyond the paper.
+where the boxes are. :func:`otsu_start` gives the global minimiser of the
+two-means objective of ``ROF(f, σ̂)`` instead of the boxes' means; a run that
+starts there keeps those constants for its one segmentation step, since
+refitting them to the TV-regularised mask (which drops the small, dim
+structures the penalty removes) lifts ``t`` and loses more of them at every
+step (docs/robustness.md, eighth session). Beyond the paper.
 """
 
 from __future__ import annotations
@@ -109,7 +112,9 @@ def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
     everything else when the box marks a saturated blob. In one dimension the
     global minimiser of the K-means objective is exact: Otsu's thresholds
     (multi-Otsu for K > 2), whose bands' means are a fixed point of the
-    iteration. Class k takes the band that holds most of its box pixels.
+    iteration without the boundary penalty; the run keeps them for one
+    segmentation step. Class k takes the band that holds most of its box
+    pixels.
 
     Parameters
     ----------
