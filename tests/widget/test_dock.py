@@ -94,7 +94,10 @@ def test_the_lambda_box_follows_an_automatic_lambda_derived_again_for_constants(
     from napari_self2seg.datasets import synthetic_nuclei
 
     sample = synthetic_nuclei(96, brightness_spread=0.6, seed=1)  # intensity only: two constants
-    dock.viewer.add_image(sample.image, name="nuclei")
+    # two channels: the constants start at the boxes' means and move (one channel would keep Otsu's split)
+    two_channels = np.stack([sample.image, sample.image])
+    dock.image_layer.value = dock.viewer.add_image(two_channels, name="nuclei")
+    dock.channels.value = "axis 0 holds channels"
     rects, kwargs, _ = box_layer_data({1: [sample.fg_box], 0: [sample.bg_box]})
     dock.viewer.add_shapes(rects, **kwargs)
     dock.params.lam_auto.value = True
@@ -105,7 +108,8 @@ def test_the_lambda_box_follows_an_automatic_lambda_derived_again_for_constants(
     assert run.config.experts == ("constant", "constant") and run.automatic_lam, dock.status.value
     # the first step's λ (a one-step run of the same constants) is not the λ the run ended with
     constants = dataclasses.replace(preset("fast"), experts=("constant", "constant"), max_outer_iter=1)
-    first = segment(sample.image, constants, fg_boxes=[sample.fg_box], bg_boxes=[sample.bg_box], device="cpu").lam
+    boxes = {"fg_boxes": [sample.fg_box], "bg_boxes": [sample.bg_box]}
+    first = segment(two_channels, constants, channel_axis=0, device="cpu", **boxes).lam  # type: ignore[arg-type]
     assert abs(run.lam - first) > 1e-3 * first
     assert dock.params.lam.value == pytest.approx(run.lam, abs=5e-5)  # the box shows the run's last λ
     assert dock.params.lam_auto.value and not dock.undo_lam.enabled
