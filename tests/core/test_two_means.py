@@ -11,6 +11,7 @@ import torch
 
 from napari_self2seg.core import LiveParameters, dice, iterate, preset, resegment, segment
 from napari_self2seg.core.automatic_lam import noise_lam
+from napari_self2seg.core.initialization import box_regions
 from napari_self2seg.core.instances import label_components
 from napari_self2seg.core.tv_two_means import noise_level, otsu_start, tv_denoised
 from napari_self2seg.datasets import SyntheticImage, inner_box, synthetic_nuclei
@@ -98,9 +99,7 @@ def test_a_run_from_otsus_split_keeps_its_constants_and_resegment_gives_it_back(
     assert len(chosen) == 1 and "times the noise level" in chosen[0]
     lo, hi = float(sample.image.min()), float(sample.image.max())
     f = torch.from_numpy(((sample.image - lo) / (hi - lo)).astype(np.float32))[None]  # as the run normalises
-    regions = torch.zeros((2, *sample.image.shape), dtype=torch.bool)
-    for k, (y0, x0, y1, x1) in enumerate((sample.bg_box, bright_box)):
-        regions[k, y0:y1, x0:x1] = True
+    regions = torch.from_numpy(box_regions({0: [sample.bg_box], 1: [bright_box]}, sample.image.shape))
     start = otsu_start(tv_denoised(f), regions)
     assert start is not None
     constants = [(float(image.flat[0]) - lo) / (hi - lo) for image in result.problem.expert_images]
