@@ -540,8 +540,6 @@ class Scheme:
         self.inputs = inputs
         self.from_otsu = from_otsu
         """Whether a two-means of constants may start from Otsu's split (:attr:`otsu_start`): not after it collapsed."""
-        self.started_from_otsu = False
-        """Set when the first constants were Otsu's split rather than the boxes' means."""
         self.seed = seed
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
@@ -584,15 +582,23 @@ class Scheme:
             return None
         return otsu_start(self.f_tv, torch.from_numpy(self.inputs.regions).to(self.device))
 
-    def two_means(self, alt: _Alternation) -> bool:
-        """Whether this run alternates its experts as the two-means of the TV-denoised image.
+    def two_means(self, kinds: Sequence[ExpertKind]) -> bool:
+        """Whether a run with experts of these ``kinds`` alternates them as the two-means of the TV-denoised image.
 
         Only runs that start from boxes do: the two-means makes the mask
         independent of where the boxes are, and a threshold start is already
         the image's own (docs/robustness.md).
         """
-        constants = all(kind == "constant" for kind in alt.kinds)
+        constants = all(kind == "constant" for kind in kinds)
         return self.config.two_means and self.inputs.from_boxes and constants
+
+    def otsu_constants(self, kinds: Sequence[ExpertKind], warm: bool) -> torch.Tensor | None:
+        """Otsu's split (:attr:`otsu_start`) when a run with these expert ``kinds`` starts its two-means from it.
+
+        Such a run keeps these constants for one segmentation step; a
+        warm-started plane keeps its predecessor's instead.
+        """
+        return self.otsu_start if self.two_means(kinds) and not warm else None
 
     def new_net(self) -> Noise2FastNet:
         """Return a freshly initialised expert network on the run's device (seeded by the run's generator)."""
@@ -651,12 +657,11 @@ class Scheme:
         those of the TV-denoised image.
         """
         if alt.outer == 0:
-            start = self.otsu_start if self.two_means(alt) and not alt.warm else None
+            start = self.otsu_constants(alt.kinds, alt.warm)
             if start is not None:
-                self.started_from_otsu = True
                 return start[k][:, None, None].expand_as(self.f)
             return weighted_mean(self.f, alt.regions[k].to(self.f.dtype)).expand_as(self.f)
-        image = self.f_tv if self.two_means(alt) else self.f
+        image = self.f_tv if self.two_means(alt.kinds) else self.f
         return weighted_mean(image, alt.u[k]).expand_as(self.f)
 
     def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
@@ -664,7 +669,7 @@ class Scheme:
         result = yield from self.attempt(keep_problem, instances, warm)
         if result.degenerate and warm is None:
             restart_denoiser = self.config.restart_denoiser
-            if self.started_from_otsu:
+            if self.otsu_constants(result.config.experts, warm=False) is not None:
                 # Otsu's split cut the boxed object: start the two-means from the boxes' means instead
                 means = "the boxes' means"
                 retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
@@ -682,7 +687,7 @@ class Scheme:
         alt = yield from (self.initialise() if warm is None else self.warm_initialise(warm))
         while True:
             yield from self.train_experts(alt)
-            if not self.two_means(alt) and _decrease_stalled(self.run_.energies, self.config.stop_ratio):
+            if not self.two_means(alt.kinds) and _decrease_stalled(self.run_.energies, self.config.stop_ratio):
                 alt.stop_reason = f"energy decrease fell below {self.config.stop_ratio:g} × the previous decrease"
                 break
             if alt.outer >= self.config.max_outer_iter:
@@ -691,11 +696,11 @@ class Scheme:
             yield from self.segment_step(alt)
             if alt.degenerate:
                 break
-            if self.two_means(alt) and self.started_from_otsu:
+            if self.otsu_constants(alt.kinds, alt.warm) is not None:
                 # Otsu's constants already minimise the two-means of ROF(f, σ̂): refitting them to the mask drifts
                 alt.stop_reason = "the constants are Otsu's split of the TV-denoised image: one segmentation step"
                 break
-            if self.two_means(alt) and alt.changed < TWO_MEANS_SETTLED:
+            if self.two_means(alt.kinds) and alt.changed < TWO_MEANS_SETTLED:
                 alt.stop_reason = (
                     f"the two-means of constants settled: the segmentation changed {alt.changed:.2%} of the pixels "
                     f"(< {TWO_MEANS_SETTLED:.1%})"
@@ -857,13 +862,13 @@ class Scheme:
             residuals.append(self.residual(self.prediction(net, output)))
         if AUTO in alt.kinds:
             self.choose_kinds(alt, outputs, residuals)
-            if alt.outer == 0 and self.two_means(alt):  # every class chose its constant: the two-means starts
+            if alt.outer == 0 and self.two_means(alt.kinds):  # every class chose its constant: the two-means starts
                 outputs = [self.constant(alt, k) for k in range(alt.classes)]
                 residuals = [self.residual(output) for output in outputs]
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
         alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
-        if self.two_means(alt):  # from the first step on: λ follows the constants
+        if self.two_means(alt.kinds):  # from the first step on: λ follows the constants
             run.follow_noise_lam(alt.outputs[:, :, 0, 0], self.noise)
         elif alt.outer == 0:
             run.choose_lam(alt.residuals, alt.regions, alt.kinds)
