@@ -108,8 +108,8 @@ def test_the_lambda_box_follows_an_automatic_lambda_derived_again_for_constants(
     assert run.config.experts == ("constant", "constant") and run.automatic_lam, dock.status.value
     # the first step's λ (a one-step run of the same constants) is not the λ the run ended with
     constants = dataclasses.replace(preset("fast"), experts=("constant", "constant"), max_outer_iter=1)
-    boxes = {"fg_boxes": [sample.fg_box], "bg_boxes": [sample.bg_box]}
-    first = segment(two_channels, constants, channel_axis=0, device="cpu", **boxes).lam  # type: ignore[arg-type]
+    fg_boxes, bg_boxes = [sample.fg_box], [sample.bg_box]
+    first = segment(two_channels, constants, channel_axis=0, fg_boxes=fg_boxes, bg_boxes=bg_boxes, device="cpu").lam
     assert abs(run.lam - first) > 1e-3 * first
     assert dock.params.lam.value == pytest.approx(run.lam, abs=5e-5)  # the box shows the run's last λ
     assert dock.params.lam_auto.value and not dock.undo_lam.enabled
