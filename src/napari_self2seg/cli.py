@@ -393,6 +393,8 @@ def _segment(args: argparse.Namespace) -> None:
         print(f"self2seg: warning: {result.stop_reason}", file=sys.stderr)
     elif result.restarted:
         print(f"self2seg: note: {result.stop_reason}", file=sys.stderr)
+    if result.reliability_warning is not None:
+        print(f"self2seg: warning: {result.reliability_warning}", file=sys.stderr)
     if result.instances is not None and result.instances.count == 0:
         print(
             f"self2seg: warning: {no_objects_reason(config.instances)}; the labels image is empty. "

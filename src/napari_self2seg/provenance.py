@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import platform
 import socket
 from typing import TYPE_CHECKING
@@ -31,6 +32,13 @@ def result_record(result: SegmentationResult) -> dict[str, object]:
         "stop_reason": result.stop_reason,
         "degenerate": result.degenerate,
         "restarted": result.restarted,
+        # JSON has no infinity: a separation without noise (or a run without boxes) is null
+        "box_separation": (
+            result.box_separation
+            if result.box_separation is not None and math.isfinite(result.box_separation)
+            else None
+        ),
+        "reliability_warning": result.reliability_warning,
         "lam": result.lam,
         "automatic_lam": result.automatic_lam,
         "classes": result.classes,

@@ -42,6 +42,7 @@ from .initialization import box_regions, label_regions, threshold_regions
 from .instances import check_min_size, instances_of
 from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .region_interior import region_interior
+from .reliability import box_separation
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
 from .tv_two_means import noise_level, otsu_start, tv_denoised
 
@@ -152,6 +153,7 @@ class _Run:
         self.denoised: np.ndarray | None = None
         self.automatic_lam = False
         self.lam_sent = False
+        self.box_separation: float | None = None
 
     def continue_from(self, previous: _Run) -> None:
         """Count the time of an earlier attempt of the same run (a restart) as this run's."""
@@ -865,9 +867,12 @@ class Scheme:
             if alt.outer == 0 and self.two_means(alt.kinds):  # every class chose its constant: the two-means starts
                 outputs = [self.constant(alt, k) for k in range(alt.classes)]
                 residuals = [self.residual(output) for output in outputs]
+        alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
-        alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
+            if alt.boxes is not None:
+                run.box_separation = box_separation(alt.residuals, alt.boxes)
+                logger.info("box separation of the first experts: %.3g", run.box_separation)
         if self.two_means(alt.kinds):  # from the first step on: λ follows the constants
             run.follow_noise_lam(alt.outputs[:, :, 0, 0], self.noise)
         elif alt.outer == 0:
@@ -995,6 +1000,7 @@ class Scheme:
             image_range=self.inputs.ranges,
             channel_axis=self.inputs.channel_axis,
             problem=problem,
+            box_separation=run.box_separation,
         )
 
 

@@ -156,6 +156,11 @@ class StackResult:
         """Planes whose run collapsed and kept an earlier segmentation."""
         return tuple(i for i, plane in enumerate(self.planes) if plane.degenerate)
 
+    @property
+    def unreliable_planes(self) -> tuple[int, ...]:
+        """Planes whose first experts barely told the boxes apart (:attr:`SegmentationResult.reliability_warning`)."""
+        return tuple(i for i, plane in enumerate(self.planes) if plane.reliability_warning is not None)
+
 
 @dataclasses.dataclass(frozen=True)
 class PlaneState:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import require_number
+from .reliability import separation_warning
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,6 +173,12 @@ class SegmentationResult:
         with ``config.restart_denoiser``'s experts; ``stop_reason`` says what
         collapsed, and the result is the restart's (``config.denoiser`` then
         holds the restart's experts) unless the first attempt kept a later step.
+    box_separation : float or None
+        How well the first experts tell the boxes apart
+        (:func:`.reliability.box_separation`: the sensitivity index of their
+        locally averaged data term between the boxes); None for a run
+        without boxes. Below :data:`.reliability.RELIABLE_SEPARATION` the mask
+        is often wrong (:attr:`reliability_warning`).
     """
 
     labels: np.ndarray
@@ -191,11 +198,17 @@ class SegmentationResult:
     problem: ConvexProblem | None = None
     instances: Instances | None = None
     restarted: bool = False
+    box_separation: float | None = None
 
     @property
     def classes(self) -> int:
         """Number of regions K."""
         return int(self.relaxed.shape[0])
+
+    @property
+    def reliability_warning(self) -> str | None:
+        """Why the mask may be wrong although the run did not collapse (low :attr:`box_separation`), else None."""
+        return None if self.box_separation is None else separation_warning(self.box_separation)
 
     @property
     def mask(self) -> np.ndarray:
