@@ -110,6 +110,8 @@ class JobOutcome:
         The λ used (the first plane's with ``lam="auto"``).
     degenerate_planes : tuple of int
         Planes whose run collapsed and kept an earlier segmentation.
+    unreliable_planes : tuple of int
+        Planes whose first experts barely told the boxes apart (a mask to check).
     error : str
         Why it failed (empty otherwise).
     peak_memory_mb : float or None
@@ -124,6 +126,7 @@ class JobOutcome:
     objects: int | None = None
     lam: float | None = None
     degenerate_planes: tuple[int, ...] = ()
+    unreliable_planes: tuple[int, ...] = ()
     error: str = ""
     peak_memory_mb: float | None = None
 
@@ -131,6 +134,7 @@ class JobOutcome:
         """Return the summary row: every field as text (empty for None)."""
         values = dataclasses.asdict(self)
         values["degenerate_planes"] = " ".join(map(str, self.degenerate_planes))
+        values["unreliable_planes"] = " ".join(map(str, self.unreliable_planes))
         values["seconds"] = f"{self.seconds:.2f}"
         if self.foreground_fraction is not None:
             values["foreground_fraction"] = f"{self.foreground_fraction:.4f}"
@@ -240,6 +244,7 @@ def _segment_file(
             objects=objects,
             lam=result.planes[0].lam,
             degenerate_planes=result.degenerate_planes,
+            unreliable_planes=result.unreliable_planes,
             peak_memory_mb=peak_memory_mb(),
         )
         record = {
@@ -311,6 +316,7 @@ def _finished_before(targets: dict[str, Path], digest: str, parameters: dict[str
             objects=int(row["objects"]) if row["objects"] else None,
             lam=float(row["lam"]),
             degenerate_planes=tuple(int(p) for p in row["degenerate_planes"].split()),
+            unreliable_planes=tuple(int(p) for p in row.get("unreliable_planes", "").split()),
         )
     except (ValueError, KeyError, TypeError):  # an unreadable or older record: run again
         return None

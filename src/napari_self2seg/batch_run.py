@@ -145,6 +145,13 @@ class _Progress:
                 "earlier one was kept (see its JSON record); a smaller --lam or larger boxes may help",
                 keep=True,
             )
+        if outcome.status == "ok" and outcome.unreliable_planes:
+            planes = ", ".join(map(str, outcome.unreliable_planes))
+            self._print(
+                f"self2seg batch: warning: {outcome.input}: in plane(s) {planes} the experts barely told the boxes "
+                "apart, so check those masks (see the JSON record's box_separation)",
+                keep=True,
+            )
         if self.quiet:
             return
         elapsed = time.perf_counter() - self.start

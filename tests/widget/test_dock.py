@@ -445,3 +445,16 @@ def test_constant_classes_give_those_classes_a_constant_expert(dock: Any) -> Non
         dock.params.constant_classes.value = bad
         dock.start()
         assert dock.worker is None and match in dock.status.value
+
+
+def test_a_mask_from_boxes_the_experts_cannot_tell_apart_comes_with_a_warning(dock: Any, qtbot: Any) -> None:
+    noise = np.random.default_rng(11).normal(0.5, 0.1, (40, 40)).astype(np.float32)
+    dock.viewer.add_image(noise, name="noise")
+    rects, kwargs, _ = box_layer_data({1: [(4, 4, 18, 18)], 0: [(22, 22, 36, 36)]})
+    dock.viewer.add_shapes(rects, **kwargs)
+    dock.start()
+    wait_idle(qtbot, dock)
+    run = dock.run_result
+    assert run.reliability_warning is not None and abs(run.box_separation) < 4
+    assert "the experts barely tell the boxes apart" in dock.status.value
+    assert any("the experts barely tell the boxes apart" in m for m in messages())

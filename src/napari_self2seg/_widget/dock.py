@@ -661,11 +661,17 @@ class Self2SegWidget(Container[Widget]):
                 stack.results[job.plane] = state.result
             if progress.stack is not None:
                 collapsed_planes = progress.stack.degenerate_planes
+                unreliable_planes = progress.stack.unreliable_planes
                 note = (
                     f" Planes {', '.join(map(str, collapsed_planes))} collapsed (see their masks)."
                     if collapsed_planes
                     else ""
                 )
+                if unreliable_planes:
+                    note += (
+                        f" In planes {', '.join(map(str, unreliable_planes))} the experts barely told the boxes "
+                        "apart: check those masks."
+                    )
                 self._set_progress(1.0, "done")
                 self.status.value = (
                     f"All {progress.planes} planes done in {state.elapsed:.1f} s.{note} Move λ to re-segment the "
@@ -720,6 +726,8 @@ class Self2SegWidget(Container[Widget]):
                     f"The run ended {ended}: {result.stop_reason}. The mask of step {job.mask_step} is "
                     "shown. Lower λ now to re-segment in milliseconds, without retraining."
                 )
+            if result.reliability_warning is not None:
+                message += f" Also, {result.reliability_warning}."
             self._set_progress(self.progress.value / 100, "stopped: one region")
             self.status.value = message
             self._notify(show_warning, message)
@@ -735,6 +743,10 @@ class Self2SegWidget(Container[Widget]):
                 f"Done in {elapsed:.1f} s after {steps} ({result.stop_reason}). {chosen}"
                 "Move λ to re-segment without retraining; tick 'show denoised image' to see the denoising."
             )
+            if result.reliability_warning is not None:
+                warning = f"Done, but {result.reliability_warning}."
+                self.status.value = f"{warning} {self.status.value}"
+                self._notify(show_warning, warning)
 
     def _on_error(self, error: BaseException) -> None:
         if isinstance(error, (ValueError, Self2SegRunError)):
