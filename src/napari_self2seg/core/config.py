@@ -349,8 +349,10 @@ class Self2SegConfig:
         experts of these settings (and λ chosen again if it was chosen from
         the image), and returns the restart's result unless the first attempt
         had kept a later segmentation step. A plane of a stack started from
-        the plane before does not restart, nor does a run whose every class
-        used a constant (no network to widen). None (the paper): no restart,
+        the plane before does not restart, nor does a run without boxes (no
+        box guard would catch a near-flood of the restart, which then replaced
+        a valid mask), nor a run whose every class used a constant (no network
+        to widen). None (the paper): no restart,
         the run ends with the last segmentation before the collapse. Beyond
         the paper; the ``fast`` preset restarts with experts of the paper's
         size (docs/robustness.md).

@@ -676,7 +676,9 @@ class Scheme:
                 means = "the boxes' means"
                 retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
                 result = yield from retry
-            elif restart_denoiser is not None and self.networks_asked(result):
+            elif restart_denoiser is not None and self.networks_asked(result) and self.inputs.from_boxes:
+                # only from boxes: without them no guard checks the restart's mask, and a near-flood
+                # (99.5 % of a DSB2018 crop) replaced a valid earlier mask
                 wider = f"{restart_denoiser.width}-channel, {restart_denoiser.n_blocks}-block experts"
                 config = dataclasses.replace(self.requested, denoiser=restart_denoiser)
                 result = yield from self.restart(result, config, wider, keep_problem, instances)
