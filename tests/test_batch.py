@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -95,6 +96,11 @@ def test_folder_on_a_local_cluster_reports_the_broken_file_and_reruns_skip(folde
     assert record["status"] == "ok" and record["plane_shape"] == [2] and len(record["planes"]) == 2
     assert record["input"]["sha256"] and record["parameters"]["seed"] == 3 and record["environment"]["torch"]
     assert record["parameters"]["config"]["lam"] == 0.02 and record["device"] == "cpu"
+    # how well each plane's first experts told the boxes apart, and the planes to check
+    separations = [plane["box_separation"] for plane in record["planes"]]
+    assert separations == pytest.approx([plane.box_separation for plane in expected.planes])
+    pair_row = next(row for row in csv.DictReader(rows) if row["input"].endswith("pair.tif"))
+    assert pair_row["unreliable_planes"] == " ".join(map(str, expected.unreliable_planes))
     # a second run skips every finished input and leaves its files untouched
     times = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.csv"}
     assert _batch(folder, out, "--workers", "2", "--objects") == 1  # the broken file is tried again
