@@ -18,6 +18,8 @@ import pytest
 import tifffile
 
 from napari_self2seg import cli
+from napari_self2seg.batch_jobs import JobOutcome
+from napari_self2seg.batch_run import _Progress
 from napari_self2seg.core import DenoiserConfig, PrimalDualConfig, Self2SegConfig, segment, segment_stack
 
 if TYPE_CHECKING:
@@ -247,3 +249,18 @@ def test_a_worker_killed_mid_job_is_replaced_and_its_job_rerun(folder: Path, tmp
         assert tifffile.imread(out / f"{stem}_mask.tif").dtype == np.uint8
     assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]  # the killed attempt's files are gone
     capsys.readouterr()
+
+
+def test_the_progress_line_warns_about_collapsed_planes_and_planes_to_check(capsys) -> None:  # type: ignore[no-untyped-def]
+    progress = _Progress(total=3, quiet=True)
+    progress.update(JobOutcome(input="a.tif", status="ok", degenerate_planes=(2,), unreliable_planes=(0, 3)))
+    progress.update(JobOutcome(input="b.tif", status="ok"))
+    progress.update(JobOutcome(input="c.tif", status="failed", error="could not read", unreliable_planes=(1,)))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "self2seg batch: warning: a.tif: the segmentation of plane(s) 2 collapsed and an earlier one was kept "
+        "(see its JSON record); a smaller --lam or larger boxes may help",
+        "self2seg batch: warning: a.tif: in plane(s) 0, 3 the experts barely told the boxes apart, so check those "
+        "masks (see the JSON record's box_separation)",
+        "self2seg batch: c.tif failed: could not read",
+    ]

@@ -138,20 +138,22 @@ class _Progress:
         self.skipped += outcome.status == "skipped"
         if outcome.status == "failed":
             self._print(f"self2seg batch: {outcome.input} failed: {outcome.error}", keep=True)
-        elif outcome.status == "ok" and outcome.degenerate_planes:
-            planes = ", ".join(map(str, outcome.degenerate_planes))
-            self._print(
-                f"self2seg batch: warning: {outcome.input}: the segmentation of plane(s) {planes} collapsed and an "
-                "earlier one was kept (see its JSON record); a smaller --lam or larger boxes may help",
-                keep=True,
-            )
-        if outcome.status == "ok" and outcome.unreliable_planes:
-            planes = ", ".join(map(str, outcome.unreliable_planes))
-            self._print(
-                f"self2seg batch: warning: {outcome.input}: in plane(s) {planes} the experts barely told the boxes "
-                "apart, so check those masks (see the JSON record's box_separation)",
-                keep=True,
-            )
+        elif outcome.status == "ok":
+            for planes, what in (
+                (
+                    outcome.degenerate_planes,
+                    "the segmentation of plane(s) {} collapsed and an earlier one was kept (see its JSON record); "
+                    "a smaller --lam or larger boxes may help",
+                ),
+                (
+                    outcome.unreliable_planes,
+                    "in plane(s) {} the experts barely told the boxes apart, so check those masks "
+                    "(see the JSON record's box_separation)",
+                ),
+            ):
+                if planes:
+                    listed = ", ".join(map(str, planes))
+                    self._print(f"self2seg batch: warning: {outcome.input}: {what.format(listed)}", keep=True)
         if self.quiet:
             return
         elapsed = time.perf_counter() - self.start
