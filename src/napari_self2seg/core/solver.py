@@ -669,16 +669,16 @@ class Scheme:
     def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
         """Run the alternation: the generator behind :func:`iterate`; ``warm`` replaces the initialisation."""
         result = yield from self.attempt(keep_problem, instances, warm)
-        if result.degenerate and warm is None:
+        # only runs from boxes restart: without them no guard checks the restart's mask, and a near-flood
+        # (99.5 % of a DSB2018 crop) replaced a valid earlier mask
+        if result.degenerate and warm is None and self.inputs.from_boxes:
             restart_denoiser = self.config.restart_denoiser
             if self.otsu_constants(result.config.experts, warm=False) is not None:
                 # Otsu's split cut the boxed object: start the two-means from the boxes' means instead
                 means = "the boxes' means"
                 retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
                 result = yield from retry
-            elif restart_denoiser is not None and self.networks_asked(result) and self.inputs.from_boxes:
-                # only from boxes: without them no guard checks the restart's mask, and a near-flood
-                # (99.5 % of a DSB2018 crop) replaced a valid earlier mask
+            elif restart_denoiser is not None and self.networks_asked(result):
                 wider = f"{restart_denoiser.width}-channel, {restart_denoiser.n_blocks}-block experts"
                 config = dataclasses.replace(self.requested, denoiser=restart_denoiser)
                 result = yield from self.restart(result, config, wider, keep_problem, instances)
@@ -751,7 +751,9 @@ class Scheme:
         the boxes' means. The restart keeps live λ/µ values (an automatic
         λ is chosen again for the new experts), never restarts itself, and its
         time counts towards the run's. Its result replaces the first one
-        unless the first attempt had kept a later segmentation step.
+        unless the first attempt had kept a later segmentation step. Only
+        runs from boxes restart (:meth:`run`): the box guard checks the
+        restart's mask.
         """
         run = self.run_
         logger.warning("%s; restarting from the initial regions with %s", self.collapse, how)

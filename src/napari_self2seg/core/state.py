@@ -207,7 +207,7 @@ class SegmentationResult:
 
     @property
     def reliability_warning(self) -> str | None:
-        """Why the mask may be wrong although the run did not collapse (low :attr:`box_separation`), else None."""
+        """Why the mask may be wrong: a sentence when :attr:`box_separation` is low, else None."""
         return None if self.box_separation is None else separation_warning(self.box_separation)
 
     @property
