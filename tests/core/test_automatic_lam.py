@@ -21,7 +21,7 @@ from napari_self2seg.core import (
     resegment,
     segment,
 )
-from napari_self2seg.core.automatic_lam import LAM_FLOOR, automatic_lam, noise_lam
+from napari_self2seg.core.automatic_lam import LAM_FLOOR, automatic_lam, noise_lam, windowed_lam_factor
 from napari_self2seg.datasets import blob_mask, inner_box
 
 AUTO_TINY = Self2SegConfig(
@@ -54,6 +54,16 @@ def test_rule_is_the_pooled_within_region_standard_deviation() -> None:
     # the region means (how strongly the experts disagree) do not enter, only the spread around them
     shifted = torch.where(fg, data - 1.0, data + 2.0)
     assert binary_lam(shifted, fg, bg) == pytest.approx(expected, rel=1e-6)
+
+
+def test_windowed_residuals_scale_the_spread_by_half_the_window() -> None:
+    fg, bg = regions((40, 40))
+    data = torch.from_numpy(np.random.default_rng(2).normal(0.0, 0.05, (40, 40)))
+    residuals, classes = torch.stack((torch.zeros_like(data), data)), torch.stack((bg, fg))
+    plain = automatic_lam(residuals, classes)
+    assert [windowed_lam_factor(w) for w in (1, 3, 5, 9)] == [1.0, 1.5, 2.5, 4.5]
+    assert automatic_lam(residuals, classes, window=5) == pytest.approx(2.5 * plain, rel=1e-12)
+    assert automatic_lam(residuals, classes, window=1) == plain
 
 
 def test_robust_spread_is_the_median_absolute_deviation_and_ignores_outliers() -> None:

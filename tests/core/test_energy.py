@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_self2seg.core.energy import joint_energy, squared_residual, weighted_mean
+from napari_self2seg.core.energy import joint_energy, local_mean, squared_residual, weighted_mean
 
 
 def test_constant_background_is_the_weighted_mean_and_its_minimiser() -> None:
@@ -33,6 +33,47 @@ def test_residual_filter_averages_before_squaring() -> None:
     assert float(plain[4, 4]) == 81.0
     assert torch.allclose(filtered[3:6, 3:6], torch.ones(3, 3, dtype=torch.float64))
     assert float(filtered.sum()) == pytest.approx(9.0)
+
+
+def brute_local_mean(residuals: np.ndarray, window: int, mirrored: bool) -> np.ndarray:
+    """The local mean by loops: over the mirrored image, or over the window's pixels inside the image."""
+    _, h, w = residuals.shape
+    half = window // 2
+    out = np.zeros_like(residuals)
+    for y in range(h):
+        for x in range(w):
+            if mirrored:  # reflect without repeating the edge pixel, as numpy's and torch's "reflect"
+                rows = [abs(v) if v < h else 2 * (h - 1) - v for v in range(y - half, y + half + 1)]
+                cols = [abs(v) if v < w else 2 * (w - 1) - v for v in range(x - half, x + half + 1)]
+                out[:, y, x] = residuals[:, rows][:, :, cols].mean(axis=(1, 2))
+            else:
+                out[:, y, x] = residuals[:, max(y - half, 0) : y + half + 1, max(x - half, 0) : x + half + 1].mean(
+                    axis=(1, 2)
+                )
+    return out
+
+
+@pytest.mark.parametrize(("shape", "window", "mirrored"), [((9, 7), 5, True), ((9, 7), 3, True), ((2, 6), 5, False)])
+def test_local_mean_is_the_mean_over_the_window(shape: tuple[int, int], window: int, mirrored: bool) -> None:
+    residuals = np.random.default_rng(1).random((2, *shape)) ** 3
+    averaged = local_mean(torch.from_numpy(residuals), window).numpy()
+    np.testing.assert_allclose(averaged, brute_local_mean(residuals, window, mirrored), rtol=1e-12)
+    assert averaged.mean() == pytest.approx(residuals.mean(), rel=0.2)  # a mean filter, no gain
+
+
+def test_local_mean_of_window_one_is_the_residual_itself() -> None:
+    residuals = torch.rand(3, 5, 5)
+    assert local_mean(residuals, 1) is residuals
+
+
+def test_local_mean_keeps_a_periodic_residual_the_filter_before_squaring_removes() -> None:
+    # An expert that predicts a stripe texture as flat has residual ±a in alternate columns: its local energy
+    # is a² everywhere, while the paper's mean filter before squaring averages the residual to about 0.
+    f = torch.tensor([0.25, -0.25], dtype=torch.float64).repeat(8)[None, None, :].expand(1, 16, 16).contiguous()
+    flat = torch.tensor(0.0, dtype=torch.float64)
+    energy = local_mean(squared_residual(f, flat)[None], 5)[0]
+    torch.testing.assert_close(energy, torch.full((16, 16), 0.0625, dtype=torch.float64))
+    assert float(squared_residual(f, flat, filter_size=5)[2:-2, 2:-2].max()) <= 0.0625 / 25 + 1e-12
 
 
 def test_residuals_are_summed_over_channels() -> None:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+import torch
 from skimage import filters
 
 from napari_self2seg.core import (
@@ -213,3 +214,38 @@ def test_blind_residuals_stop_a_flood_prone_texture_pair_from_collapsing(
     # with full-image outputs one tiny expert undercuts the other everywhere: the mask floods or vanishes
     assert full.degenerate or not 0.05 < full.mask.mean() < 0.95
     assert not blind.degenerate and dice(blind.mask, truth) > 0.85
+
+
+def test_texture_window_averages_the_residuals_between_networks_only(textures: SyntheticImage) -> None:
+    from napari_self2seg.core.automatic_lam import automatic_lam
+    from napari_self2seg.core.energy import local_mean
+    from napari_self2seg.core.initialization import box_regions
+
+    boxes = {1: [textures.fg_box], 0: [textures.bg_box]}
+    base = Self2SegConfig(
+        lam="auto",
+        residual="blind",
+        max_outer_iter=1,
+        denoiser=DenoiserConfig(width=8, n_blocks=2, patience=10, average_last=10, max_steps=60),
+    )
+
+    def run(kinds: tuple[ExpertKind, ...], window: int):  # type: ignore[no-untyped-def]
+        config = dataclasses.replace(base, experts=kinds, texture_window=window)
+        return segment(textures.image, config, boxes=boxes, seed=0, device="cpu", keep_problem=True)
+
+    plain, windowed = run(("network",), 1), run(("network",), 5)
+    assert plain.problem is not None and windowed.problem is not None
+    # the experts' first training does not depend on the window: the data term is their residuals' local mean
+    expected = local_mean(torch.from_numpy(np.array(plain.problem.residuals)), 5).numpy()
+    np.testing.assert_allclose(windowed.problem.residuals, expected, rtol=1e-5, atol=1e-7)
+    regions = torch.from_numpy(box_regions(boxes, textures.image.shape))
+    assert windowed.config.lam == pytest.approx(
+        automatic_lam(torch.from_numpy(np.array(windowed.problem.residuals)), regions, window=5), rel=1e-5
+    )
+    assert windowed.box_separation == pytest.approx(plain.box_separation, rel=1e-6)  # the warning's scale is kept
+    # a run with a constant expert keeps per-pixel residuals, whatever the window
+    constant_plain, constant_windowed = run(("constant", "network"), 1), run(("constant", "network"), 5)
+    assert constant_plain.problem is not None and constant_windowed.problem is not None
+    np.testing.assert_array_equal(constant_windowed.problem.residuals, constant_plain.problem.residuals)
+    np.testing.assert_array_equal(constant_windowed.labels, constant_plain.labels)
+    assert constant_windowed.config.lam == constant_plain.config.lam

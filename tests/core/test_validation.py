@@ -73,6 +73,10 @@ def test_invalid_parameters_are_rejected() -> None:
         Self2SegConfig(init="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="odd size"):
         Self2SegConfig(residual_filter=4)
+    with pytest.raises(ValueError, match=r"texture_window must be an odd size >= 1 \(1 = per-pixel residuals\), got 0"):
+        Self2SegConfig(texture_window=0)
+    with pytest.raises(ValueError, match="texture_window must be an odd size"):
+        Self2SegConfig(texture_window=4)
     with pytest.raises(ValueError, match="unknown preset"):
         preset("turbo")
 

@@ -35,6 +35,42 @@ def squared_residual(image: torch.Tensor, denoised: torch.Tensor, filter_size: i
     return (residual * residual).sum(dim=0)
 
 
+def local_mean(residuals: torch.Tensor, window: int) -> torch.Tensor:
+    """Average each region's residual over a ``window × window`` neighbourhood (local texture energy).
+
+    A network expert's squared blind residual on a texture fluctuates from
+    pixel to pixel with the texture's phase; its local mean is the expert's
+    error on the texture around the pixel, the quantity that tells two
+    textures apart (classical local-energy texture features). Unlike the
+    paper's mean filter before squaring (:func:`squared_residual`,
+    variant 3), which averages a periodic residual away, the mean of the
+    squared residual keeps it. The energy (eq. 13) stays linear in ``u``, so
+    the segmentation step is unchanged; only its data term is smoothed.
+    Beyond the paper (docs/robustness.md).
+
+    Parameters
+    ----------
+    residuals : torch.Tensor
+        Region residuals ``r_k``, ``(K, H, W)``.
+    window : int
+        Odd side of the square window; 1 returns ``residuals`` unchanged.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K, H, W)``: the mean of each ``r_k`` over the window, the image
+        mirrored at its borders (over the pixels inside the image where the
+        image is smaller than half the window).
+    """
+    if window <= 1:
+        return residuals
+    pad = window // 2
+    if min(residuals.shape[-2:]) > pad:
+        padded = F.pad(residuals[None], (pad, pad, pad, pad), mode="reflect")
+        return F.avg_pool2d(padded, window, stride=1)[0]
+    return F.avg_pool2d(residuals[None], window, stride=1, padding=pad, count_include_pad=False)[0]
+
+
 def weighted_mean(image: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Closed-form constant expert per channel: ``argmin_c sum w (f - c)^2 = sum w f / sum w``.
 

@@ -35,7 +35,7 @@ from .automatic_lam import automatic_lam, noise_lam
 from .config import AUTO, OTSU, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
-from .energy import joint_energy, squared_residual, weighted_mean
+from .energy import joint_energy, local_mean, squared_residual, weighted_mean
 from .expert_choice import choose_expert_kinds
 from .finite_diff import pointwise_norm
 from .initialization import box_regions, label_regions, threshold_regions
@@ -172,11 +172,17 @@ class _Run:
         """Return the λ in use, or None while the automatic λ is not chosen yet."""
         return None if self.config.lam == AUTO else self.config.lam
 
-    def choose_lam(self, residuals: torch.Tensor, regions: torch.Tensor, kinds: Sequence[ExpertKind]) -> None:
-        """Resolve ``lam="auto"`` from the first residuals (a live λ sent earlier has replaced it already)."""
+    def choose_lam(
+        self, residuals: torch.Tensor, regions: torch.Tensor, kinds: Sequence[ExpertKind], window: int
+    ) -> None:
+        """Resolve ``lam="auto"`` from the first residuals (a live λ sent earlier has replaced it already).
+
+        ``window`` is the side the residuals were averaged over (1: per pixel).
+        """
         if self.config.lam != AUTO:
             return
-        lam = automatic_lam(residuals, regions, robust=all(kind == "constant" for kind in kinds))
+        robust = all(kind == "constant" for kind in kinds)
+        lam = automatic_lam(residuals, regions, robust=robust, window=window)
         self.config = dataclasses.replace(self.config, lam=lam)
         self.automatic_lam = True
         logger.info("automatic λ = %.4g (spread of the residual differences in the initial regions)", lam)
@@ -871,20 +877,31 @@ class Scheme:
             if alt.outer == 0 and self.two_means(alt.kinds):  # every class chose its constant: the two-means starts
                 outputs = [self.constant(alt, k) for k in range(alt.classes)]
                 residuals = [self.residual(output) for output in outputs]
-        alt.outputs, alt.residuals = torch.stack(outputs), torch.stack(residuals)
+        per_pixel = torch.stack(residuals)
+        window = self.texture_window(alt.kinds)
+        alt.outputs, alt.residuals = torch.stack(outputs), local_mean(per_pixel, window)
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
-            if alt.boxes is not None:
-                run.box_separation = box_separation(alt.residuals, alt.boxes)
+            if alt.boxes is not None:  # on the per-pixel residuals, as the warning's threshold was set
+                run.box_separation = box_separation(per_pixel, alt.boxes)
                 logger.info("box separation of the first experts: %.3g", run.box_separation)
         if self.two_means(alt.kinds):  # from the first step on: λ follows the constants
             run.follow_noise_lam(alt.outputs[:, :, 0, 0], self.noise)
         elif alt.outer == 0:
-            run.choose_lam(alt.residuals, alt.regions, alt.kinds)
+            run.choose_lam(alt.residuals, alt.regions, alt.kinds, window)
         run.energies.append(float(joint_energy(alt.u, alt.residuals, run.lam)))
         run.denoised = self.composite(alt.outputs, labels_of(alt.u))
         message = f"experts trained, energy {run.energies[-1]:.4g}"
         run.receive((yield run.snapshot(Phase.TRAIN, alt.outer, message)))
+
+    def texture_window(self, kinds: Sequence[ExpertKind]) -> int:
+        """Side of the window the residuals are averaged over: ``config.texture_window`` between networks only.
+
+        Measured on texture pairs, where every class has a network; a run
+        with a constant keeps per-pixel residuals (a constant's data term is
+        the image itself, whose λ and two-means rest on per-pixel noise).
+        """
+        return self.config.texture_window if all(kind == "network" for kind in kinds) else 1
 
     def choose_kinds(self, alt: _Alternation, outputs: list[torch.Tensor], residuals: list[torch.Tensor]) -> None:
         """Settle every ``"auto"`` expert on its trained network or its constant (:mod:`.expert_choice`)."""
