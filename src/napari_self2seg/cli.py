@@ -237,6 +237,14 @@ def _add_run_options(seg: argparse.ArgumentParser) -> None:
         help="region residual: full (paper) or blind (checkerboard prediction; fewer floods on textures); "
         f"preset default: {preset(DEFAULT_PRESET).residual}",
     )
+    seg.add_argument(
+        "--texture-window",
+        type=int,
+        default=None,
+        metavar="W",
+        help="between network experts, compare their errors averaged over W x W pixels (odd; 1 = pixel by pixel, "
+        f"the paper); preset default: {preset(DEFAULT_PRESET).texture_window}",
+    )
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     seg.add_argument(
@@ -335,6 +343,7 @@ def _run_config(args: argparse.Namespace, boxes: dict[int, list[Box]], objects: 
         "classes": args.classes,
         "max_outer_iter": args.max_outer,
         "residual": args.residual,
+        "texture_window": args.texture_window,
     }
     config = dataclasses.replace(config, init=init, **{k: v for k, v in overrides.items() if v is not None})
     if args.constant_classes:

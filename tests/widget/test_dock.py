@@ -346,8 +346,12 @@ def test_restore_defaults_and_tooltips(dock: Any) -> None:
     dock.params.restore_defaults()
     assert dock.params.lam_auto.value and dock.params.to_config().lam == "auto"
     assert dock.params.to_config().experts == ("auto", "auto")
+    assert dock.params.texture_window.value == dock.params.to_config().texture_window == 5
+    dock.params.texture_window.value = 4  # an even size typed in becomes the next odd one
+    assert dock.params.to_config().texture_window == 5
     dock.params.preset.value = "paper"
     assert not dock.params.lam_auto.value and dock.params.to_config().lam == pytest.approx(0.04)
+    assert dock.params.texture_window.value == dock.params.to_config().texture_window == 1
     assert "total variation" in dock.params.lam.tooltip
     assert dock.params.device.choices[0] == "auto"
 

@@ -82,6 +82,10 @@ TOOLTIPS = {
     "two choices above say, e.g. '0 2'. Empty: none.",
     "residual_filter": "Blurs the denoisers' errors before comparing them (1 = off); 3 helps on very noisy "
     "images. Maths: the mean filter K of paper §3.1, variant 3.",
+    "texture_window": "When every region has a denoiser (textures), compare the denoisers' errors averaged over "
+    "this many pixels square (1 = pixel by pixel, the paper): a texture is recognised over its neighbourhood, "
+    "at the cost of outlines a pixel or two less exact. Maths: local mean of each squared residual r_k before "
+    "the segmentation step (docs/method.md).",
     "learning_rate": "How fast the denoisers learn; the default suits almost every image. Maths: the Adam "
     "learning rate of the Noise2Fast training (paper §4.3).",
     "max_outer_iter": "Most rounds of 'train the denoisers, then re-draw the mask'. The run usually stops "
@@ -173,6 +177,13 @@ CONFIG_FIELDS = (
         convert=lambda size: int(size) | 1,  # an even size typed in becomes the next odd one
     ),
     ConfigField(
+        "texture_window",
+        "texture window",
+        SpinBox,
+        {"min": 1, "max": 15, "step": 2},
+        convert=lambda size: int(size) | 1,
+    ),
+    ConfigField(
         "denoiser.learning_rate", "learning rate", FloatSpinBox, {"min": 1e-6, "max": 0.1, "step": 1e-4}, 6, float
     ),
     ConfigField("max_outer_iter", "max outer iterations", SpinBox, {"min": 1, "max": 100}, convert=int),
@@ -261,6 +272,7 @@ class ParameterForm(Container[Widget]):
                 self.object_expert,
                 self.constant_classes,
                 plain["residual_filter"],
+                plain["texture_window"],
                 plain["learning_rate"],
                 plain["max_outer_iter"],
                 self.device,
