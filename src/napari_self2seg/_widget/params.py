@@ -166,23 +166,20 @@ class ConfigField:
         return created
 
 
+def next_odd(size: float) -> int:
+    """Return the window size the config needs: an even size typed in becomes the next odd one."""
+    return int(size) | 1
+
+
+ODD_SIZES = {"min": 1, "max": 15, "step": 2}
+"""Spin box range of the window sizes."""
+
+
 CONFIG_FIELDS = (
     ConfigField("init", "initialisation", ComboBox, {"choices": [m for m in INIT_MODES if m != "mask"]}),
     ConfigField("mu", "µ (keep previous mask)", FloatSpinBox, {"min": 0.0, "max": 10.0, "step": 0.01}, 4, float),
-    ConfigField(
-        "residual_filter",
-        "residual filter",
-        SpinBox,
-        {"min": 1, "max": 15, "step": 2},
-        convert=lambda size: int(size) | 1,  # an even size typed in becomes the next odd one
-    ),
-    ConfigField(
-        "texture_window",
-        "texture window",
-        SpinBox,
-        {"min": 1, "max": 15, "step": 2},
-        convert=lambda size: int(size) | 1,
-    ),
+    ConfigField("residual_filter", "residual filter", SpinBox, ODD_SIZES, convert=next_odd),
+    ConfigField("texture_window", "texture window", SpinBox, ODD_SIZES, convert=next_odd),
     ConfigField(
         "denoiser.learning_rate", "learning rate", FloatSpinBox, {"min": 1e-6, "max": 0.1, "step": 1e-4}, 6, float
     ),

@@ -444,14 +444,9 @@ class Self2SegConfig:
             self.threshold == OTSU or 0.0 < self.threshold < 1.0,
             f"threshold must be in (0, 1) or 'otsu', got {self.threshold}",
         )
-        _require(
-            self.residual_filter >= 1 and self.residual_filter % 2 == 1,
-            f"residual_filter must be an odd size >= 1 (1 = off), got {self.residual_filter}",
-        )
-        _require(
-            self.texture_window >= 1 and self.texture_window % 2 == 1,
-            f"texture_window must be an odd size >= 1 (1 = per-pixel residuals), got {self.texture_window}",
-        )
+        for name, one in (("residual_filter", "off"), ("texture_window", "per-pixel residuals")):
+            size = getattr(self, name)
+            _require(size >= 1 and size % 2 == 1, f"{name} must be an odd size >= 1 (1 = {one}), got {size}")
         _require(
             self.training_margin >= 0,
             f"training_margin must be >= 0 pixels (0 = train on the whole region), got {self.training_margin}",

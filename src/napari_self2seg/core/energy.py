@@ -27,16 +27,15 @@ def squared_residual(image: torch.Tensor, denoised: torch.Tensor, filter_size: i
     torch.Tensor
         Per-pixel residual summed over the channels, shape ``(H, W)``.
     """
-    residual = (image - denoised).expand_as(image)
-    if filter_size > 1:
-        pad = filter_size // 2
-        padded = F.pad(residual[None], (pad, pad, pad, pad), mode="reflect")
-        residual = F.avg_pool2d(padded, filter_size, stride=1)[0]
+    residual = local_mean((image - denoised).expand_as(image), filter_size)
     return (residual * residual).sum(dim=0)
 
 
 def local_mean(residuals: torch.Tensor, window: int) -> torch.Tensor:
     """Average each region's residual over a ``window × window`` neighbourhood (local texture energy).
+
+    Also the mean filter ``K`` of :func:`squared_residual` (there on each
+    channel's signed residual, before squaring).
 
     A network expert's squared blind residual on a texture fluctuates from
     pixel to pixel with the texture's phase; its local mean is the expert's
@@ -51,7 +50,7 @@ def local_mean(residuals: torch.Tensor, window: int) -> torch.Tensor:
     Parameters
     ----------
     residuals : torch.Tensor
-        Region residuals ``r_k``, ``(K, H, W)``.
+        Region residuals ``r_k``, ``(K, H, W)`` (any leading size).
     window : int
         Odd side of the square window; 1 returns ``residuals`` unchanged.
 
