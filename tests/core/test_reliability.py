@@ -1,4 +1,4 @@
-"""The box separation of the first experts and the warning it gives (core/reliability.py)."""
+"""The box separation of the first experts and its warning; the class separation of a step (core/reliability.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import torch
 
 from napari_self2seg import cli
 from napari_self2seg.core import resegment, segment
-from napari_self2seg.core.reliability import LOCAL_WINDOW, RELIABLE_SEPARATION, box_separation, separation_warning
+from napari_self2seg.core.reliability import (
+    LOCAL_WINDOW,
+    RELIABLE_SEPARATION,
+    box_separation,
+    class_separation,
+    separation_warning,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -81,6 +87,35 @@ def test_box_separation_without_usable_boxes_is_infinite() -> None:
     boxes[0, 0, 0] = True  # one pixel: no spread to measure
     boxes[1, 4:8, 4:8] = True
     assert box_separation(residuals, boxes) == math.inf
+
+
+def test_class_separation_matches_the_definition_computed_by_hand() -> None:
+    rng = np.random.default_rng(8)
+    labels = np.zeros((14, 17), dtype=np.int64)
+    labels[2:9, 3:11], labels[9:, 12:] = 1, 2
+    residuals = rng.random((3, 14, 17))
+    for k in range(3):
+        residuals[k][labels == k] -= 0.1 * (k + 1)  # each class fits its own pixels better, by different margins
+    one_hot = np.stack([labels == k for k in range(3)])
+    got = class_separation(torch.from_numpy(residuals), torch.from_numpy(labels))
+    assert got == pytest.approx(_brute_force(residuals, one_hot), rel=1e-12) and got > 0
+    # classes the experts mix up score below zero; a class of one pixel gives no evidence at all
+    assert class_separation(torch.from_numpy(residuals[[1, 0, 2]]), torch.from_numpy(labels)) < 0
+    labels[labels == 2] = 0
+    labels[0, 0] = 2
+    assert class_separation(torch.from_numpy(residuals), torch.from_numpy(labels)) == -math.inf
+
+
+def test_class_separation_does_not_reward_a_mask_that_follows_the_noise() -> None:
+    # residuals of experts that cannot tell anything apart; a tiny λ labels each pixel by the sign of r_1 - r_0
+    residuals = torch.from_numpy(np.random.default_rng(2).normal(0.0, 1.0, (2, 48, 48)))
+    speckle = (residuals[1] < residuals[0]).long()
+    d = residuals[1] - residuals[0]
+    raw = float(
+        (d[speckle == 0].mean() - d[speckle == 1].mean()) / ((d[speckle == 0].var() + d[speckle == 1].var()) / 2).sqrt()
+    )
+    assert raw > 2.0  # the raw data term separates its own sign perfectly well
+    assert abs(class_separation(residuals, speckle)) < 0.5  # averaged over 9 × 9 px: no better than chance
 
 
 def test_separation_warning_only_below_the_threshold() -> None:

@@ -101,6 +101,68 @@ def test_a_restart_runs_once_keeps_a_live_lambda_and_the_last_valid_mask(restart
     assert elapsed == sorted(elapsed)  # one run: the restart's time continues the first attempt's
 
 
+def test_a_collapse_keeps_the_valid_step_whose_experts_separated_it_best() -> None:
+    # step 1 at the automatic λ; step 2 at a λ so small that the noise speckles the mask (valid, but the
+    # experts separate its classes less); step 3 at a λ so large that one region is left
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    image = 0.2 + 0.6 * truth + np.random.default_rng(0).normal(0, 0.25, truth.shape)
+    config = Self2SegConfig(
+        lam="auto",
+        max_outer_iter=3,
+        stop_ratio=0.0,
+        denoiser=TINY,
+        restart_denoiser=None,
+        solver=PrimalDualConfig(max_iter=300),
+    )
+    stream = iterate(image, config, fg_boxes=[(10, 12, 20, 22)], bg_boxes=[(0, 0, 6, 6)], device="cpu")
+    state, reply, masks = next(stream), None, {}
+    while state.result is None:
+        state = stream.send(reply)
+        reply = None
+        if state.phase is Phase.SEGMENT and state.message == f"segmentation {state.outer_iteration} done":
+            masks[state.outer_iteration] = state.mask.copy()
+            reply = LiveParameters(lam=1e-4) if state.outer_iteration == 1 else None
+        elif state.phase is Phase.TRAIN and state.outer_iteration == 2 and state.message.startswith("experts trained"):
+            reply = LiveParameters(lam=10.0)  # after the energy of this training: the stopping rule sees no jump
+    result = state.result
+    assert sorted(masks) == [1, 2] and result.degenerate and result.outer_iterations == 3
+    assert dice(masks[1], truth) > 0.9 and (masks[2] != masks[1]).sum() > 10  # step 2 speckled, still valid
+    np.testing.assert_array_equal(result.mask, masks[1])  # the last valid step (2) was worse
+    assert "so the segmentation of step 1 (the one its experts separated best) is kept" in result.stop_reason
+
+
+def test_when_both_attempts_collapse_the_one_whose_experts_separated_their_kept_step_best_wins() -> None:
+    # both attempts keep their step 1 and collapse at step 2; the first attempt's step 1 (a sensible λ) is
+    # clean, the restart's (a λ so small that the noise speckles it) is not: the first attempt's mask wins
+    truth = np.zeros((32, 32), dtype=bool)
+    truth[8:24, 10:26] = True
+    image = 0.2 + 0.6 * truth + np.random.default_rng(0).normal(0, 0.25, truth.shape)
+    config = Self2SegConfig(
+        lam=0.05,
+        max_outer_iter=3,
+        denoiser=TINY,
+        restart_denoiser=dataclasses.replace(TINY, width=6),
+        solver=PrimalDualConfig(max_iter=300),
+    )
+    stream = iterate(image, config, fg_boxes=[(10, 12, 20, 22)], bg_boxes=[(0, 0, 6, 6)], device="cpu")
+    state, attempt, masks = next(stream), 0, {}
+    reply: LiveParameters | None = None
+    while state.result is None:
+        state = stream.send(reply)
+        reply = None
+        if "restarting" in state.message:
+            attempt, reply = 1, LiveParameters(lam=1e-4)
+        elif state.phase is Phase.SEGMENT and state.message == f"segmentation {state.outer_iteration} done":
+            masks[attempt, state.outer_iteration] = state.mask.copy()
+            reply = LiveParameters(lam=10.0)  # one region at the next step
+    result = state.result
+    assert sorted(masks) == [(0, 1), (1, 1)] and result.restarted and result.degenerate
+    assert dice(masks[0, 1], truth) > 0.9 and (masks[1, 1] != masks[0, 1]).sum() > 10
+    np.testing.assert_array_equal(result.mask, masks[0, 1])
+    assert "collapsed too" in result.stop_reason and result.config.denoiser.width == 4
+
+
 def test_a_run_without_boxes_never_restarts_and_keeps_its_last_valid_mask() -> None:
     # Without boxes no guard checks the restart's result: a near-flood (99.5 % foreground on a DSB2018
     # crop) replaced a valid earlier mask. Such a run ends like one without a restart.

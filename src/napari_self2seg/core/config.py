@@ -357,8 +357,9 @@ class Self2SegConfig:
         would make the image a single region, or take most of a class's boxes
         from it, the run starts once more from its initial regions with
         experts of these settings (and λ chosen again if it was chosen from
-        the image), and returns the restart's result unless the first attempt
-        had kept a later segmentation step. A plane of a stack started from
+        the image), and returns the restart's result unless it collapsed too
+        and its experts separated the classes of its kept step less than the
+        first attempt's did. A plane of a stack started from
         the plane before does not restart, nor does a run without boxes (no
         box guard would catch a near-flood of the restart, which then replaced
         a valid mask), nor a run whose every class used a constant (no network

@@ -1,4 +1,4 @@
-"""How well the first experts tell the user's boxes apart: a warning for masks that are likely wrong.
+"""How well experts tell regions apart: a warning for masks that are likely wrong, and the step a collapse keeps.
 
 The segmentation step (eq. 9) labels a pixel by the sign of the data term
 ``d = r_1 - r_0`` (for K classes, of every pairwise difference), smoothed by
@@ -14,6 +14,11 @@ robustness suite's texture pairs 42 of the 44 runs below
 :data:`RELIABLE_SEPARATION` ended under Dice 0.95 (docs/robustness.md,
 twelfth session). Beyond the paper; the run is unchanged, the result only
 says so.
+
+The *class separation* scores a finished segmentation step the same way:
+the data term the step solved with, averaged alike, between the classes it
+made. When a later step collapses, the run keeps the valid step its experts
+separated best (:mod:`.solver`; docs/robustness.md, fourteenth session).
 """
 
 from __future__ import annotations
@@ -63,17 +68,51 @@ def box_separation(residuals: torch.Tensor, boxes: torch.Tensor) -> float:
         box pixels in each class, or when the averaged data terms are
         noise-free and separated.
     """
-    residuals, boxes = residuals.detach().cpu(), boxes.cpu()  # float64 on every device kind
-    classes = residuals.shape[0]
+    scores = [score for score in _pairwise_local_separations(residuals, boxes) if score is not None]
+    return min(scores, default=math.inf)
+
+
+def class_separation(residuals: torch.Tensor, labels: torch.Tensor) -> float:
+    """Return the smallest pairwise separation of the locally averaged data terms between the classes of a step.
+
+    The box separation's score with the classes a segmentation step made in
+    place of the boxes. The local mean keeps the score honest: a mask that
+    follows the sign of ``r_k - r_j`` pixel by pixel (a speckled step at a tiny
+    λ) would separate the raw data term between its own classes perfectly.
+
+    Parameters
+    ----------
+    residuals : torch.Tensor
+        ``(K, H, W)`` data terms the step solved with (the region residuals
+        ``r_k`` of eq. 5, locally averaged between network experts).
+    labels : torch.Tensor
+        ``(H, W)`` class of every pixel after that step.
+
+    Returns
+    -------
+    float
+        ``min_{j < k} s(avg(r_k - r_j); labels == k, labels == j)`` as in
+        :func:`box_separation`; ``-inf`` when a class has fewer than two
+        pixels (no evidence that the experts tell it apart).
+    """
+    regions = torch.stack([labels == k for k in range(residuals.shape[0])])
+    scores = _pairwise_local_separations(residuals, regions)
+    return -math.inf if any(score is None for score in scores) else min(s for s in scores if s is not None)
+
+
+def _pairwise_local_separations(residuals: torch.Tensor, regions: torch.Tensor) -> list[float | None]:
+    """``s(avg(r_k - r_j); regions_k, regions_j)`` for every pair ``j < k``; None where one has < 2 pixels."""
+    residuals, regions = residuals.detach().cpu(), regions.cpu()  # float64 on every device kind
     pad = LOCAL_WINDOW // 2
-    scores = []
-    for j, k in itertools.combinations(range(classes), 2):
-        if int(boxes[j].sum()) < 2 or int(boxes[k].sum()) < 2:
+    scores: list[float | None] = []
+    for j, k in itertools.combinations(range(residuals.shape[0]), 2):
+        if int(regions[j].sum()) < 2 or int(regions[k].sum()) < 2:
+            scores.append(None)
             continue
         data = (residuals[k] - residuals[j]).to(torch.float64)[None, None]
         local = F.avg_pool2d(data, LOCAL_WINDOW, stride=1, padding=pad, count_include_pad=False)[0, 0]
-        scores.append(separation(local, boxes[k], boxes[j]))
-    return min(scores, default=math.inf)
+        scores.append(separation(local, regions[k], regions[j]))
+    return scores
 
 
 def separation_warning(score: float) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 
@@ -42,7 +43,7 @@ from .initialization import box_regions, label_regions, threshold_regions
 from .instances import check_min_size, instances_of
 from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .region_interior import region_interior
-from .reliability import box_separation
+from .reliability import box_separation, class_separation
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
 from .tv_two_means import noise_level, otsu_start, tv_denoised
 
@@ -303,12 +304,14 @@ def collapsed(labels: torch.Tensor, classes: int, boxes: torch.Tensor | None) ->
 
 @dataclasses.dataclass
 class _KeptSegmentation:
-    """The last segmentation in which no class collapsed: what a run ends with and resegment starts from."""
+    """A segmentation in which no class collapsed: what a run ends with and resegment starts from."""
 
     u: torch.Tensor
     p: torch.Tensor
     residuals: torch.Tensor | None
     step: int
+    separation: float = -math.inf
+    """:func:`.reliability.class_separation` of the step; ``-inf`` for the initial regions (no step yet)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,6 +346,9 @@ class _Alternation:
     nets: list[Noise2FastNet | None]
     solver: PrimalDualState
     kept: _KeptSegmentation
+    """The last valid segmentation step (the initial regions before the first)."""
+    best: _KeptSegmentation
+    """The valid step whose experts separated its classes best: what a collapse keeps."""
     outputs: torch.Tensor | None = None
     """``(K, C, H, W)``: every expert's denoising of the whole image."""
     residuals: torch.Tensor | None = None
@@ -559,6 +565,8 @@ class Scheme:
         """Set when the run ends: what warm-starts the next plane of a stack."""
         self.collapse: str | None = None
         """How the segmentation collapsed (``"segmentation step 2 made …"``), or None."""
+        self.kept_separation = -math.inf
+        """Set when an attempt ends: the class separation of the step it kept (``-inf``: the initial regions)."""
 
     @functools.cached_property
     def f(self) -> torch.Tensor:
@@ -724,6 +732,7 @@ class Scheme:
                 break
         if self.config.denoise_constant_regions and alt.set_aside:
             yield from self.denoise_constant_regions(alt)
+        self.kept_separation = alt.kept.separation
         result = self.result(alt, keep_problem)
         if instances:
             result = with_instances(result)
@@ -757,7 +766,9 @@ class Scheme:
         the boxes' means. The restart keeps live λ/µ values (an automatic
         λ is chosen again for the new experts), never restarts itself, and its
         time counts towards the run's. Its result replaces the first one
-        unless the first attempt had kept a later segmentation step. Only
+        unless it collapsed too and its experts separated the classes of its
+        kept step less than the first attempt's did
+        (:func:`.reliability.class_separation`). Only
         runs from boxes restart (:meth:`run`): the box guard checks the
         restart's mask.
         """
@@ -773,8 +784,14 @@ class Scheme:
         retry = Scheme(self.inputs, config, self.seed, self.device, from_otsu=from_otsu)
         retry.run_.continue_from(run)
         second = yield from retry.attempt(keep_problem, instances, None)
-        if second.degenerate and retry.run_.labels_step < run.labels_step:
-            note = f"; a restart with {how} collapsed sooner ({retry.collapse})"
+        if second.degenerate and retry.kept_separation < self.kept_separation:
+            why = (
+                "kept no segmentation step"
+                if retry.kept_separation == -math.inf
+                else f"separated the classes of the step it kept less (class separation {retry.kept_separation:.3g} "
+                f"against {self.kept_separation:.3g})"
+            )
+            note = f"; a restart with {how} collapsed too ({retry.collapse}) and {why}"
             return dataclasses.replace(
                 first, stop_reason=first.stop_reason + note, timings=retry.run_.timings(), restarted=True
             )
@@ -809,7 +826,7 @@ class Scheme:
         solver = PrimalDualState.from_memberships(u)
         kept = _KeptSegmentation(u=u.clone(), p=solver.p.clone(), residuals=None, step=0)
         boxes = regions if inputs.from_boxes else None  # never written: the regions are rebound, not changed
-        return _Alternation(regions=regions, boxes=boxes, kinds=kinds, nets=nets, solver=solver, kept=kept)
+        return _Alternation(regions=regions, boxes=boxes, kinds=kinds, nets=nets, solver=solver, kept=kept, best=kept)
 
     def warm_initialise(self, warm: WarmStart) -> Generator[SolverState, LiveParameters | None, _Alternation]:
         """Start from the previous plane: its experts, memberships and dual variable (no initialisation step).
@@ -848,6 +865,7 @@ class Scheme:
             nets=list(warm.nets),
             solver=solver,
             kept=kept,
+            best=kept,
             set_aside=dict(warm.set_aside),
             warm=True,
         )
@@ -963,12 +981,19 @@ class Scheme:
         steps = progress.iteration if progress else 0
         gap = progress.gap if progress else None
         logger.info("segmentation %d: %d primal-dual iterations, gap %.2e", alt.outer, steps, gap or 0.0)
-        collapse = collapsed(labels_of(alt.u), alt.classes, alt.boxes)
+        labels = labels_of(alt.u)
+        collapse = collapsed(labels, alt.classes, alt.boxes)
         if collapse is not None:
-            # A class that vanished (or lost its boxes) is no segmentation: end with the last good one.
+            # A class that vanished (or lost its boxes) is no segmentation. The experts drift before they
+            # collapse, so end with the valid step whose experts told its classes apart best.
             alt.degenerate = True
-            kept = alt.kept
-            before = "the initial regions are" if kept.step == 0 else f"the segmentation of step {kept.step} is"
+            kept = alt.kept = alt.best
+            if kept.step == 0:
+                before = "the initial regions are"
+            elif kept.step == alt.outer - 1:
+                before = f"the segmentation of step {kept.step} is"
+            else:
+                before = f"the segmentation of step {kept.step} (the one its experts separated best) is"
             fix = "lower λ, draw larger boxes, or try a constant background expert"
             self.collapse = f"segmentation step {alt.outer} made {collapse}"
             alt.stop_reason = f"{self.collapse} with λ = {lam:g}, so {before} kept; {fix}"
@@ -977,8 +1002,14 @@ class Scheme:
             alt.solver.p.copy_(kept.p)
         else:
             alt.kept = _KeptSegmentation(
-                u=alt.u.clone(), p=alt.solver.p.clone(), residuals=alt.residuals, step=alt.outer
+                u=alt.u.clone(),
+                p=alt.solver.p.clone(),
+                residuals=alt.residuals,
+                step=alt.outer,
+                separation=class_separation(alt.residuals, labels),
             )
+            if alt.kept.separation >= alt.best.separation:
+                alt.best = alt.kept
         labels = labels_of(alt.u)
         alt.changed = float((labels != previous_labels).float().mean())
         run.labels, run.relaxed, run.labels_step = _frozen(labels), _frozen(alt.u), alt.kept.step

@@ -150,8 +150,10 @@ class SegmentationResult:
         Whether the last segmentation step collapsed: a class lost all its
         pixels or, with box prompts, more than half of its boxes to other
         classes (a flood that left a few pixels over). A run then ends with
-        the last segmentation in which every class had its pixels (the
-        initial regions if there was none); :func:`resegment` returns the
+        the segmentation step, among those in which every class had its
+        pixels, whose experts separated its classes best
+        (:func:`.reliability.class_separation`; usually the last), or the
+        initial regions if there was none; :func:`resegment` returns the
         exact minimiser and sets this flag.
     automatic_lam : bool
         Whether ``config.lam`` was chosen from the image (``lam="auto"``)
@@ -172,7 +174,9 @@ class SegmentationResult:
         Whether a collapse made the run start again from its initial regions
         with ``config.restart_denoiser``'s experts; ``stop_reason`` says what
         collapsed, and the result is the restart's (``config.denoiser`` then
-        holds the restart's experts) unless the first attempt kept a later step.
+        holds the restart's experts) unless the restart collapsed too and the
+        step it kept was separated less by its experts than the first
+        attempt's (:func:`.reliability.class_separation`).
     box_separation : float or None
         How well the first experts tell the boxes apart
         (:func:`.reliability.box_separation`: the sensitivity index of their
