@@ -1000,6 +1000,7 @@ class Scheme:
             logger.warning(alt.stop_reason)
             alt.solver.u.copy_(kept.u)
             alt.solver.p.copy_(kept.p)
+            labels = labels_of(alt.u)
         else:
             alt.kept = _KeptSegmentation(
                 u=alt.u.clone(),
@@ -1010,7 +1011,6 @@ class Scheme:
             )
             if alt.kept.separation >= alt.best.separation:
                 alt.best = alt.kept
-        labels = labels_of(alt.u)
         alt.changed = float((labels != previous_labels).float().mean())
         run.labels, run.relaxed, run.labels_step = _frozen(labels), _frozen(alt.u), alt.kept.step
         run.denoised = self.composite(alt.outputs, labels)
