@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from napari_self2seg.core.energy import joint_energy, local_mean, squared_residual, weighted_mean
+from napari_self2seg.core.energy import (
+    LOCAL_MEAN_FLOOR,
+    gaussian_blur,
+    joint_energy,
+    local_mean,
+    local_weighted_mean,
+    squared_residual,
+    weighted_mean,
+)
 
 
 def test_constant_background_is_the_weighted_mean_and_its_minimiser() -> None:
@@ -74,6 +82,59 @@ def test_local_mean_keeps_a_periodic_residual_the_filter_before_squaring_removes
     energy = local_mean(squared_residual(f, flat)[None], 5)[0]
     torch.testing.assert_close(energy, torch.full((16, 16), 0.0625, dtype=torch.float64))
     assert float(squared_residual(f, flat, filter_size=5)[2:-2, 2:-2].max()) <= 0.0625 / 25 + 1e-12
+
+
+@pytest.mark.parametrize(("shape", "sigma"), [((20, 31), 1.5), ((12, 9), 4.0)])
+def test_gaussian_blur_is_the_truncated_gaussian_sum_with_zeros_outside(shape: tuple[int, int], sigma: float) -> None:
+    image = torch.from_numpy(np.random.default_rng(3).random((2, *shape)))
+    blurred = gaussian_blur(image, sigma).numpy()
+    height, width = shape
+
+    def weights(extent: int) -> np.ndarray:  # 1-D kernel, truncated at 4 σ or the image's extent, summing to 1
+        radius = min(int(np.ceil(4 * sigma)), extent - 1)
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        normalised: np.ndarray = taps / taps.sum()
+        return normalised
+
+    wy, wx = weights(height), weights(width)
+    ry, rx = len(wy) // 2, len(wx) // 2
+    for c, y, x in ((0, 0, 0), (1, height // 2, width // 3), (0, height - 1, width - 2)):
+        total = sum(
+            wy[dy + ry] * wx[dx + rx] * float(image[c, y + dy, x + dx])
+            for dy in range(-ry, ry + 1)
+            for dx in range(-rx, rx + 1)
+            if 0 <= y + dy < height and 0 <= x + dx < width
+        )
+        assert blurred[c, y, x] == pytest.approx(total, rel=1e-10)
+
+
+def test_local_weighted_mean_is_each_neighbourhoods_mean_and_the_global_one_far_from_the_class() -> None:
+    rng = np.random.default_rng(4)
+    image = torch.from_numpy(rng.random((1, 64, 96)))
+    weight = torch.zeros(64, 96, dtype=torch.float64)
+    weight[:, :20] = 1.0
+    image[0, :, :20] = 0.3  # the class is constant where it is: its local mean is that constant everywhere
+    np.testing.assert_allclose(local_weighted_mean(image, weight, 5.0).numpy(), 0.3, rtol=1e-12)
+    # affine in the image
+    noisy = torch.from_numpy(rng.random((1, 64, 96)))
+    weight = torch.from_numpy(rng.random((64, 96)))
+    local = local_weighted_mean(noisy, weight, 3.0)
+    np.testing.assert_allclose(local_weighted_mean(2 * noisy + 1, weight, 3.0).numpy(), 2 * local.numpy() + 1)
+    # a window far wider than the image: the global weighted mean
+    wide = local_weighted_mean(noisy, weight, 1e4)
+    np.testing.assert_allclose(wide.numpy(), weighted_mean(noisy, weight).expand_as(noisy).numpy(), rtol=1e-6)
+    # a class on the left with means 0.2 (top) and 0.6 (bottom): inside it each pixel sees its own half's mean,
+    # nudged towards the global 0.4 by the floor ε; far right, where the class holds no share of the window, 0.4
+    halves = torch.zeros(1, 64, 96, dtype=torch.float64)
+    halves[0, :32, :] = 0.2
+    halves[0, 32:, :] = 0.6
+    left = torch.zeros(64, 96, dtype=torch.float64)
+    left[:, :30] = 1.0
+    sides = local_weighted_mean(halves, left, 3.0)[0].numpy()
+    eps = LOCAL_MEAN_FLOOR
+    assert sides[5, 10] == pytest.approx((0.2 + eps * 0.4) / (1 + eps))
+    assert sides[58, 10] == pytest.approx((0.6 + eps * 0.4) / (1 + eps))
+    assert sides[5, 90] == pytest.approx(0.4, abs=1e-6) and sides[58, 90] == pytest.approx(0.4, abs=1e-6)
 
 
 def test_residuals_are_summed_over_channels() -> None:

@@ -11,9 +11,10 @@ import torch
 
 from napari_self2seg.core import LiveParameters, dice, iterate, preset, resegment, segment
 from napari_self2seg.core.automatic_lam import noise_lam
+from napari_self2seg.core.energy import local_weighted_mean, weighted_mean
 from napari_self2seg.core.initialization import box_regions
 from napari_self2seg.core.instances import label_components
-from napari_self2seg.core.tv_two_means import noise_level, otsu_start, tv_denoised
+from napari_self2seg.core.tv_two_means import noise_level, otsu_bands, tv_denoised
 from napari_self2seg.datasets import SyntheticImage, inner_box, synthetic_nuclei
 
 if TYPE_CHECKING:
@@ -100,11 +101,15 @@ def test_a_run_from_otsus_split_keeps_its_constants_and_resegment_gives_it_back(
     lo, hi = float(sample.image.min()), float(sample.image.max())
     f = torch.from_numpy(((sample.image - lo) / (hi - lo)).astype(np.float32))[None]  # as the run normalises
     regions = torch.from_numpy(box_regions({0: [sample.bg_box], 1: [bright_box]}, sample.image.shape))
-    start = otsu_start(tv_denoised(f), regions)
-    assert start is not None
-    constants = [(float(image.flat[0]) - lo) / (hi - lo) for image in result.problem.expert_images]
-    np.testing.assert_allclose(constants, start[:, 0].numpy(), rtol=1e-5)
-    assert noise_lam(start, noise_level(f)) == pytest.approx(result.lam, rel=1e-5)
+    smooth = tv_denoised(f)
+    bands = otsu_bands(smooth, regions)
+    assert bands is not None
+    # the experts are the bands' means of ROF(f, σ̂) in windows of the preset's size; λ follows the global means
+    for k, image in enumerate(result.problem.expert_images):
+        local = local_weighted_mean(smooth, bands[k], config.local_means)[0].numpy()
+        np.testing.assert_allclose((image - lo) / (hi - lo), local, atol=1e-5)
+    means = torch.stack([weighted_mean(smooth, bands[k].float())[:, 0, 0] for k in range(2)])
+    assert noise_lam(means, noise_level(f)) == pytest.approx(result.lam, rel=1e-5)
     np.testing.assert_array_equal(resegment(result, lam=result.lam).labels, result.labels)
     assert dice(result.mask, sample.truth) > 0.95
 
@@ -112,7 +117,7 @@ def test_a_run_from_otsus_split_keeps_its_constants_and_resegment_gives_it_back(
 def test_a_run_from_the_boxes_means_moves_its_constants_and_lambda_until_the_mask_settles() -> None:
     sample, bright_box, _ = uneven_nuclei()
     two_channels = np.stack([sample.image, sample.image], axis=-1)  # no exact 2-D split: the boxes' means start it
-    config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    config = dataclasses.replace(preset("fast"), experts=CONSTANTS, local_means=0.0)  # one constant per class
     boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu", "channel_axis": -1}
     states = list(iterate(two_channels, config, **boxes))  # type: ignore[arg-type]
     result = states[-1].result
@@ -158,7 +163,7 @@ def nuclei_with_a_saturated_blob(noise: float) -> tuple[np.ndarray, np.ndarray, 
     return noisy, grey > 0.2, boxes
 
 
-def test_otsu_start_takes_the_global_split_and_gives_way_to_boxes_that_ask_for_another() -> None:
+def test_otsu_bands_are_the_global_split_and_gives_way_to_boxes_that_ask_for_another() -> None:
     grey, _, boxes = nuclei_with_a_saturated_blob(0.0)
     smooth = torch.from_numpy(grey[None])
 
@@ -169,25 +174,23 @@ def test_otsu_start_takes_the_global_split_and_gives_way_to_boxes_that_ask_for_a
             masks[k, y0:y1, x0:x1] = True
         return masks
 
-    objects = grey > 0.2
-    expected = [grey[~objects].mean(), grey[objects].mean()]  # Otsu splits background from both kinds of object
-    start = otsu_start(smooth, regions("background", "blob"))
-    assert start is not None and start.shape == (2, 1)
-    np.testing.assert_allclose(start[:, 0].numpy(), expected)
+    objects = torch.from_numpy(grey > 0.2)  # Otsu splits background from both kinds of object
+    start = otsu_bands(smooth, regions("background", "blob"))
+    assert start is not None and start.shape == (2, *grey.shape) and start.dtype == torch.bool
+    assert torch.equal(start[0], ~objects) and torch.equal(start[1], objects)
     # classes take their boxes' bands, in the order of the classes
-    swapped = otsu_start(smooth, regions("blob", "background"))
-    assert swapped is not None
-    np.testing.assert_allclose(swapped[:, 0].numpy(), expected[::-1])
+    swapped = otsu_bands(smooth, regions("blob", "background"))
+    assert swapped is not None and torch.equal(swapped, start.flip(0))
     # three classes: multi-Otsu's three bands, each matched to its box (a little noise: three grey levels
     # alone fall on histogram bin edges)
     slightly_noisy, _, _ = nuclei_with_a_saturated_blob(0.01)
-    three = otsu_start(torch.from_numpy(slightly_noisy[None]), regions("background", "dim", "blob"))
+    three = otsu_bands(torch.from_numpy(slightly_noisy[None]), regions("background", "dim", "blob"))
     assert three is not None
-    np.testing.assert_allclose(three[:, 0].numpy(), [0.1, 0.45, 0.9], atol=0.002)
+    np.testing.assert_allclose([grey[band.numpy()].mean() for band in three], [0.1, 0.45, 0.9], atol=0.002)
     # a dim box against a blob box asks for a split Otsu's two bands are not: the boxes' means start it
-    assert otsu_start(smooth, regions("dim", "blob")) is None
-    assert otsu_start(torch.cat([smooth, smooth]), regions("background", "blob")) is None  # no exact 2-D split
-    assert otsu_start(torch.full((1, 8, 8), 0.3, dtype=torch.float64), regions("background", "blob")[:, :8, :8]) is None
+    assert otsu_bands(smooth, regions("dim", "blob")) is None
+    assert otsu_bands(torch.cat([smooth, smooth]), regions("background", "blob")) is None  # no exact 2-D split
+    assert otsu_bands(torch.full((1, 8, 8), 0.3, dtype=torch.float64), regions("background", "blob")[:, :8, :8]) is None
 
 
 def test_a_box_on_a_saturated_blob_finds_the_dim_nuclei_too() -> None:
@@ -210,3 +213,30 @@ def test_a_box_on_a_saturated_blob_finds_the_dim_nuclei_too() -> None:
         device="cpu",
     )
     assert dice(paper.mask, truth) < 0.8
+
+
+def test_local_means_keep_dim_nuclei_that_one_mean_per_class_loses_beside_bright_ones() -> None:
+    """Bright nuclei (0.9) on the left, dim ones of graded brightness (0.35–0.56) on the right, background 0.1."""
+    grey = np.full((128, 128), 0.1)
+    truth = np.zeros(grey.shape, dtype=bool)
+    for i, y in enumerate((16, 48, 80, 112)):
+        for x, value in ((16, 0.9), (44, 0.9), (84, 0.35 + 0.06 * i), (112, 0.38 + 0.06 * i)):
+            grey[y - 7 : y + 7, x - 7 : x + 7] = value
+            truth[y - 7 : y + 7, x - 7 : x + 7] = True
+    noisy = grey + np.random.default_rng(0).normal(0.0, 0.1, grey.shape)
+    boxes = {"fg_boxes": [(10, 10, 22, 22)], "bg_boxes": [(0, 60, 128, 70)], "device": "cpu"}
+    fast = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    local = segment(noisy, fast, **boxes)  # type: ignore[arg-type]
+    single = segment(noisy, dataclasses.replace(fast, local_means=0.0), **boxes)  # type: ignore[arg-type]
+    assert local.config.local_means == 24 and local.lam == single.lam  # λ follows the global means in both
+    dim, bright = np.s_[:, 64:], np.s_[:, :64]
+    # one threshold for the whole image sits between the bright nuclei and the background: the dimmer nuclei
+    # fall below it; beside dim nuclei the local foreground mean, and the threshold with it, is lower
+    assert dice(single.mask[dim], truth[dim]) < 0.65 < 0.75 < dice(local.mask[dim], truth[dim])
+    assert dice(local.mask[bright], truth[bright]) > 0.97
+    assert dice(local.mask, truth) > dice(single.mask, truth) + 0.04
+    # a threshold start keeps the paper's update, one mean per class whatever local_means says
+    unboxed = {"device": "cpu", "seed": 0}
+    threshold = dataclasses.replace(fast, init="threshold")
+    plain = segment(noisy, dataclasses.replace(threshold, local_means=0.0), **unboxed)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(segment(noisy, threshold, **unboxed).labels, plain.labels)  # type: ignore[arg-type]

@@ -77,6 +77,10 @@ def test_invalid_parameters_are_rejected() -> None:
         Self2SegConfig(texture_window=0)
     with pytest.raises(ValueError, match="texture_window must be an odd size"):
         Self2SegConfig(texture_window=4)
+    with pytest.raises(ValueError, match=r"local_means must be >= 0 pixels \(0 = one mean per class\), got -1"):
+        Self2SegConfig(local_means=-1)
+    with pytest.raises(ValueError, match="local_means must be a number"):
+        Self2SegConfig(local_means="24")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown preset"):
         preset("turbo")
 

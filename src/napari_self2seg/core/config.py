@@ -350,6 +350,15 @@ class Self2SegConfig:
         which object the boxes mark. Threshold starts keep
         the paper's update (they are the image's own; measured better there).
         Beyond the paper; on in the ``fast`` preset (docs/robustness.md).
+    local_means : float
+        In the two-means alternation (``two_means``), fit each constant as
+        the mean of its class in a Gaussian window of this standard
+        deviation (pixels) around every pixel instead of over the whole
+        image (:func:`~.energy.local_weighted_mean`, local Chan–Vese), so
+        that dim objects among bright ones and uneven illumination are
+        compared with the means of their neighbourhood; λ still follows the
+        global means. 0: one mean per class (Chan–Vese). Beyond the paper;
+        24 in the ``fast`` preset (docs/robustness.md).
     denoiser : DenoiserConfig
         Settings of the Noise2Fast experts.
     restart_denoiser : DenoiserConfig or None
@@ -388,6 +397,7 @@ class Self2SegConfig:
     stop_ratio: float = 0.15
     denoise_constant_regions: bool = False
     two_means: bool = False
+    local_means: float = 0.0
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     restart_denoiser: DenoiserConfig | None = None
     solver: PrimalDualConfig = field(default_factory=PrimalDualConfig)
@@ -395,7 +405,7 @@ class Self2SegConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
-        for name in ("mu", "stop_ratio"):
+        for name in ("mu", "stop_ratio", "local_means"):
             require_number(getattr(self, name), name)
         if isinstance(self.threshold, str):
             _require(self.threshold == OTSU, f"threshold must be a number in (0, 1) or 'otsu', got {self.threshold!r}")
@@ -412,6 +422,10 @@ class Self2SegConfig:
                 f"lam (λ) must be > 0 or 'auto', got {self.lam}; try 'auto' or a value between 0.01 and 0.07",
             )
         _require(self.mu >= 0, f"mu (µ) must be >= 0, got {self.mu}; use 0 to switch it off")
+        _require(
+            self.local_means >= 0,
+            f"local_means must be >= 0 pixels (0 = one mean per class), got {self.local_means}",
+        )
         _require(
             self.restart_denoiser is None or isinstance(self.restart_denoiser, DenoiserConfig),
             f"restart_denoiser must be a DenoiserConfig or None (no restart), got {self.restart_denoiser!r}",
@@ -534,7 +548,8 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         (``experts=("auto",)``: constants where they separate the boxes about
         as well as networks, :mod:`.expert_choice`), regions with a constant
         expert denoised by a network at the end, constants alternated as the
-        two-means of the TV-denoised image (``two_means=True``), Otsu's
+        two-means of the TV-denoised image (``two_means=True``) and fitted
+        in Gaussian windows of 24 pixels (``local_means=24``), Otsu's
         threshold for the threshold initialisations (``threshold="otsu"``,
         measured in ``benchmarks/evaluate_dsb.py``), and primal–dual step
         sizes scaled to λ.
@@ -572,6 +587,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
             threshold=OTSU,
             denoise_constant_regions=True,
             two_means=True,
+            local_means=24.0,
             denoiser=denoiser,
             restart_denoiser=replace(denoiser, width=paper_size.width, n_blocks=paper_size.n_blocks),
             solver=PrimalDualConfig(scale_steps_to_lam=True, max_iter=2000, gap_tol=1e-6, check_every=25),

@@ -36,7 +36,7 @@ from .automatic_lam import automatic_lam, noise_lam
 from .config import AUTO, OTSU, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
-from .energy import joint_energy, local_mean, squared_residual, weighted_mean
+from .energy import joint_energy, local_mean, local_weighted_mean, squared_residual, weighted_mean
 from .expert_choice import choose_expert_kinds
 from .finite_diff import pointwise_norm
 from .initialization import box_regions, label_regions, threshold_regions
@@ -45,7 +45,7 @@ from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .region_interior import region_interior
 from .reliability import box_separation, class_separation
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
-from .tv_two_means import noise_level, otsu_start, tv_denoised
+from .tv_two_means import noise_level, otsu_bands, tv_denoised
 
 logger = logging.getLogger(__name__)
 
@@ -553,7 +553,7 @@ class Scheme:
     ) -> None:
         self.inputs = inputs
         self.from_otsu = from_otsu
-        """Whether a two-means of constants may start from Otsu's split (:attr:`otsu_start`): not after it collapsed."""
+        """Whether a two-means of constants may start from Otsu's split (:attr:`otsu_split`): not after it collapsed."""
         self.seed = seed
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
@@ -589,14 +589,14 @@ class Scheme:
         return noise_level(self.f)
 
     @functools.cached_property
-    def otsu_start(self) -> torch.Tensor | None:
-        """``(K, C)`` first constants of the two-means alternation, or None to start from the boxes' means.
+    def otsu_split(self) -> torch.Tensor | None:
+        """``(K, H, W)`` bands the two-means alternation first fits its constants to, or None to use the boxes.
 
-        The global two-means split of ``ROF(f, σ̂)`` matched to the boxes (:func:`.tv_two_means.otsu_start`).
+        The global two-means split of ``ROF(f, σ̂)`` matched to the boxes (:func:`.tv_two_means.otsu_bands`).
         """
         if self.inputs.regions is None or not self.from_otsu:
             return None
-        return otsu_start(self.f_tv, torch.from_numpy(self.inputs.regions).to(self.device))
+        return otsu_bands(self.f_tv, torch.from_numpy(self.inputs.regions).to(self.device))
 
     def two_means(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether a run with experts of these ``kinds`` alternates them as the two-means of the TV-denoised image.
@@ -608,13 +608,14 @@ class Scheme:
         constants = all(kind == "constant" for kind in kinds)
         return self.config.two_means and self.inputs.from_boxes and constants
 
-    def otsu_constants(self, kinds: Sequence[ExpertKind], warm: bool) -> torch.Tensor | None:
-        """Otsu's split (:attr:`otsu_start`) when a run with these expert ``kinds`` starts its two-means from it.
+    def otsu_start(self, kinds: Sequence[ExpertKind], warm: bool) -> torch.Tensor | None:
+        """Otsu's split (:attr:`otsu_split`) when a run with these expert ``kinds`` starts its two-means from it.
 
-        Such a run keeps these constants for one segmentation step; a
-        warm-started plane keeps its predecessor's instead.
+        Such a run keeps the constants fitted to these bands for one
+        segmentation step; a warm-started plane starts from its
+        predecessor's mask instead.
         """
-        return self.otsu_start if self.two_means(kinds) and not warm else None
+        return self.otsu_split if self.two_means(kinds) and not warm else None
 
     def new_net(self) -> Noise2FastNet:
         """Return a freshly initialised expert network on the run's device (seeded by the run's generator)."""
@@ -664,21 +665,33 @@ class Scheme:
         """Return the region residual ``(f - prediction)²`` summed over channels (eq. 5), filtered if asked."""
         return squared_residual(self.f, prediction, self.config.residual_filter)
 
-    def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
-        """Return the constant expert of class k (eq. 5, D_k = c_k): the mean over its boxes first, then over u_k.
+    def constant_fit(self, alt: _Alternation, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the image and the weights that the constant expert of class k is the mean of.
 
-        In the two-means alternation (``config.two_means``) the first
-        constants are those of Otsu's split of the TV-denoised image when it
-        separates the boxes (:attr:`otsu_start`), and the later means are
+        The image ``f`` weighted by the boxes first, then by ``u_k``. In the
+        two-means alternation (``config.two_means``) the first weights are
+        the class's band of Otsu's split of the TV-denoised image when it
+        separates the boxes (:attr:`otsu_split`), and the later means are
         those of the TV-denoised image.
         """
         if alt.outer == 0:
-            start = self.otsu_constants(alt.kinds, alt.warm)
+            start = self.otsu_start(alt.kinds, alt.warm)
             if start is not None:
-                return start[k][:, None, None].expand_as(self.f)
-            return weighted_mean(self.f, alt.regions[k].to(self.f.dtype)).expand_as(self.f)
-        image = self.f_tv if self.two_means(alt.kinds) else self.f
-        return weighted_mean(image, alt.u[k]).expand_as(self.f)
+                return self.f_tv, start[k].to(self.f.dtype)
+            return self.f, alt.regions[k].to(self.f.dtype)
+        return (self.f_tv if self.two_means(alt.kinds) else self.f), alt.u[k]
+
+    def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
+        """Return the constant expert of class k (eq. 5, ``D_k = c_k``), ``(C, H, W)``.
+
+        Its mean (:meth:`constant_fit`), or in the two-means alternation
+        with ``config.local_means > 0`` its mean in a Gaussian window around
+        each pixel (:func:`.energy.local_weighted_mean`).
+        """
+        image, weight = self.constant_fit(alt, k)
+        if self.two_means(alt.kinds) and self.config.local_means > 0:
+            return local_weighted_mean(image, weight, self.config.local_means)
+        return weighted_mean(image, weight).expand_as(self.f)
 
     def run(self, keep_problem: bool, instances: bool, warm: WarmStart | None = None) -> StateStream:
         """Run the alternation: the generator behind :func:`iterate`; ``warm`` replaces the initialisation."""
@@ -687,7 +700,7 @@ class Scheme:
         # (99.5 % of a DSB2018 crop) replaced a valid earlier mask
         if result.degenerate and warm is None and self.inputs.from_boxes:
             restart_denoiser = self.config.restart_denoiser
-            if self.otsu_constants(result.config.experts, warm=False) is not None:
+            if self.otsu_start(result.config.experts, warm=False) is not None:
                 # Otsu's split cut the boxed object: start the two-means from the boxes' means instead
                 means = "the boxes' means"
                 retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
@@ -714,7 +727,7 @@ class Scheme:
             yield from self.segment_step(alt)
             if alt.degenerate:
                 break
-            if self.otsu_constants(alt.kinds, alt.warm) is not None:
+            if self.otsu_start(alt.kinds, alt.warm) is not None:
                 # Otsu's constants already minimise the two-means of ROF(f, σ̂): refitting them to the mask drifts
                 alt.stop_reason = "the constants are Otsu's split of the TV-denoised image: one segmentation step"
                 break
@@ -762,7 +775,7 @@ class Scheme:
         other region's texture about as well as their own, and a segmentation
         step then floods; experts of the paper's size (``restart_denoiser``)
         separate such pairs (docs/robustness.md). A two-means of constants
-        that started from Otsu's split (:attr:`otsu_start`) starts again from
+        that started from Otsu's split (:attr:`otsu_split`) starts again from
         the boxes' means. The restart keeps live λ/µ values (an automatic
         λ is chosen again for the new experts), never restarts itself, and its
         time counts towards the run's. Its result replaces the first one
@@ -903,8 +916,9 @@ class Scheme:
             if alt.boxes is not None:  # on the per-pixel residuals, as the warning's threshold was set
                 run.box_separation = box_separation(per_pixel, alt.boxes)
                 logger.info("box separation of the first experts: %.3g", run.box_separation)
-        if self.two_means(alt.kinds):  # from the first step on: λ follows the constants
-            run.follow_noise_lam(alt.outputs[:, :, 0, 0], self.noise)
+        if self.two_means(alt.kinds):  # from the first step on: λ follows the (global) constants
+            means = [weighted_mean(*self.constant_fit(alt, k))[:, 0, 0] for k in range(alt.classes)]
+            run.follow_noise_lam(torch.stack(means), self.noise)
         elif alt.outer == 0:
             run.choose_lam(alt.residuals, alt.regions, alt.kinds, window)
         run.energies.append(float(joint_energy(alt.u, alt.residuals, run.lam)))

@@ -11,7 +11,7 @@ fluorescence image lifts ``t`` and half of the nuclei are lost
 (docs/robustness.md, "Where the box is"). Fitting the constants to
 ``ROF(f, σ̂)`` instead makes the alternation Lloyd's two-means of the denoised
 image with a boundary-length penalty, whose fixed point does not depend on
-where the boxes are. :func:`otsu_start` gives the global minimiser of the
+where the boxes are. :func:`otsu_bands` gives the global minimiser of the
 two-means objective of ``ROF(f, σ̂)`` instead of the boxes' means; a run that
 starts there keeps those constants for its one segmentation step, since
 refitting them to the TV-regularised mask (which drops the small, dim
@@ -103,8 +103,8 @@ def tv_denoised(image: torch.Tensor, sigma: torch.Tensor | None = None) -> torch
     return torch.from_numpy(np.stack(smooth)).to(image.dtype).to(image.device)
 
 
-def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
-    """Return the constants of the global two-means split of ``ROF(f, σ̂)``, each matched to a class's boxes.
+def otsu_bands(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
+    """Return the bands of the global two-means split of ``ROF(f, σ̂)``, each matched to a class's boxes.
 
     Lloyd's iteration (the two-means alternation) converges to a fixed point
     near its start; started from the boxes' means it can settle on a split
@@ -112,9 +112,9 @@ def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
     everything else when the box marks a saturated blob. In one dimension the
     global minimiser of the K-means objective is exact: Otsu's thresholds
     (multi-Otsu for K > 2), whose bands' means are a fixed point of the
-    iteration without the boundary penalty; the run keeps them for one
-    segmentation step. Class k takes the band that holds most of its box
-    pixels.
+    iteration without the boundary penalty; the run fits its constants to
+    these bands and keeps them for one segmentation step. Class k takes the
+    band that holds most of its box pixels.
 
     Parameters
     ----------
@@ -126,10 +126,11 @@ def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
     Returns
     -------
     torch.Tensor or None
-        ``(K, C)`` constants, or None when the image has several channels
-        (no exact global split), Otsu cannot split it into K bands, or two
-        classes' boxes fall mostly in the same band — the user asks for a
-        split that Otsu's is not, and the boxes' means start the iteration.
+        ``(K, H, W)`` bool: class k's band, or None when the image has
+        several channels (no exact global split), Otsu cannot split it into
+        K bands, or two classes' boxes fall mostly in the same band — the
+        user asks for a split that Otsu's is not, and the boxes' means start
+        the iteration.
     """
     classes = int(boxes.shape[0])
     if smooth.shape[0] != 1:
@@ -143,5 +144,4 @@ def otsu_start(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
     chosen = [int((bands & in_boxes[k]).sum(axis=(1, 2)).argmax()) for k in range(classes)]
     if len(set(chosen)) < classes:
         return None
-    means = [grey[bands[band]].mean() for band in chosen]
-    return torch.tensor(means, dtype=smooth.dtype, device=smooth.device)[:, None]
+    return torch.from_numpy(bands[chosen]).to(smooth.device)
