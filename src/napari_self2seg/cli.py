@@ -245,6 +245,14 @@ def _add_run_options(seg: argparse.ArgumentParser) -> None:
         help="between network experts, compare their errors averaged over W x W pixels (odd; 1 = pixel by pixel, "
         f"the paper); preset default: {preset(DEFAULT_PRESET).texture_window}",
     )
+    seg.add_argument(
+        "--local-means",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="when every class is a constant, fit the constants in Gaussian windows of PX pixels (0 = one mean "
+        f"per class, Chan-Vese); preset default: {preset(DEFAULT_PRESET).local_means:g}",
+    )
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     seg.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     seg.add_argument(
@@ -344,6 +352,7 @@ def _run_config(args: argparse.Namespace, boxes: dict[int, list[Box]], objects: 
         "max_outer_iter": args.max_outer,
         "residual": args.residual,
         "texture_window": args.texture_window,
+        "local_means": args.local_means,
     }
     config = dataclasses.replace(config, init=init, **{k: v for k, v in overrides.items() if v is not None})
     if args.constant_classes:

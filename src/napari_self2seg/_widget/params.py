@@ -86,6 +86,10 @@ TOOLTIPS = {
     "this many pixels square (1 = pixel by pixel, the paper): a texture is recognised over its neighbourhood, "
     "at the cost of outlines a pixel or two less exact. Maths: local mean of each squared residual r_k before "
     "the segmentation step (docs/method.md).",
+    "local_means": "When every region is a brightness (nuclei-like images), compare each pixel with the "
+    "average brightness of each region in its neighbourhood, about this many pixels wide (0 = one average per "
+    "region, as in Chan–Vese): dim objects among bright ones and uneven illumination are judged locally. Maths: "
+    "Gaussian-windowed means of the two-means constants, a local Chan–Vese model (docs/method.md).",
     "learning_rate": "How fast the denoisers learn; the default suits almost every image. Maths: the Adam "
     "learning rate of the Noise2Fast training (paper §4.3).",
     "max_outer_iter": "Most rounds of 'train the denoisers, then re-draw the mask'. The run usually stops "
@@ -180,6 +184,7 @@ CONFIG_FIELDS = (
     ConfigField("mu", "µ (keep previous mask)", FloatSpinBox, {"min": 0.0, "max": 10.0, "step": 0.01}, 4, float),
     ConfigField("residual_filter", "residual filter", SpinBox, ODD_SIZES, convert=next_odd),
     ConfigField("texture_window", "texture window", SpinBox, ODD_SIZES, convert=next_odd),
+    ConfigField("local_means", "local means (px)", FloatSpinBox, {"min": 0.0, "max": 1000.0, "step": 4.0}, 1, float),
     ConfigField(
         "denoiser.learning_rate", "learning rate", FloatSpinBox, {"min": 1e-6, "max": 0.1, "step": 1e-4}, 6, float
     ),
@@ -270,6 +275,7 @@ class ParameterForm(Container[Widget]):
                 self.constant_classes,
                 plain["residual_filter"],
                 plain["texture_window"],
+                plain["local_means"],
                 plain["learning_rate"],
                 plain["max_outer_iter"],
                 self.device,
