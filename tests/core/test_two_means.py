@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_self2seg.core import LiveParameters, dice, iterate, preset, resegment, segment
+from napari_self2seg.core import LiveParameters, Self2SegConfig, dice, iterate, preset, resegment, segment
 from napari_self2seg.core.automatic_lam import noise_lam
 from napari_self2seg.core.energy import local_weighted_mean, weighted_mean
 from napari_self2seg.core.initialization import box_regions
@@ -235,8 +235,20 @@ def test_local_means_keep_dim_nuclei_that_one_mean_per_class_loses_beside_bright
     assert dice(single.mask[dim], truth[dim]) < 0.65 < 0.75 < dice(local.mask[dim], truth[dim])
     assert dice(local.mask[bright], truth[bright]) > 0.97
     assert dice(local.mask, truth) > dice(single.mask, truth) + 0.04
-    # a threshold start keeps the paper's update, one mean per class whatever local_means says
-    unboxed = {"device": "cpu", "seed": 0}
+    # a run without boxes (threshold start, the paper's update) fits its constants locally too
     threshold = dataclasses.replace(fast, init="threshold")
-    plain = segment(noisy, dataclasses.replace(threshold, local_means=0.0), **unboxed)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(segment(noisy, threshold, **unboxed).labels, plain.labels)  # type: ignore[arg-type]
+    unboxed = {"device": "cpu", "seed": 0}
+    local = segment(noisy, threshold, **unboxed)  # type: ignore[arg-type]
+    single = segment(noisy, dataclasses.replace(threshold, local_means=0.0), **unboxed)  # type: ignore[arg-type]
+    assert dice(single.mask[dim], truth[dim]) < 0.55 < 0.62 < dice(local.mask[dim], truth[dim])
+    assert dice(local.mask, truth) > dice(single.mask, truth) + 0.03
+
+
+def test_a_constant_beside_a_network_keeps_one_mean(tiny_config: Self2SegConfig) -> None:
+    sample, bright_box, _ = uneven_nuclei()
+    config = dataclasses.replace(tiny_config, experts=("constant", "network"), local_means=24.0, max_outer_iter=1)
+    boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu", "keep_problem": True}
+    result = segment(sample.image, config, **boxes)  # type: ignore[arg-type]
+    assert result.problem is not None
+    background = result.problem.expert_images[0]
+    assert float(background.max() - background.min()) == 0.0  # one mean for the whole image

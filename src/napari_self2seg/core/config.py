@@ -351,14 +351,16 @@ class Self2SegConfig:
         the paper's update (they are the image's own; measured better there).
         Beyond the paper; on in the ``fast`` preset (docs/robustness.md).
     local_means : float
-        In the two-means alternation (``two_means``), fit each constant as
-        the mean of its class in a Gaussian window of this standard
-        deviation (pixels) around every pixel instead of over the whole
-        image (:func:`~.energy.local_weighted_mean`, local Chan–Vese), so
-        that dim objects among bright ones and uneven illumination are
-        compared with the means of their neighbourhood; λ still follows the
-        global means. 0: one mean per class (Chan–Vese). Beyond the paper;
-        24 in the ``fast`` preset (docs/robustness.md).
+        When every class is a constant (from boxes: the two-means; from a
+        threshold: the paper's update), fit each constant as the mean of its
+        class in a Gaussian window of this standard deviation (pixels)
+        around every pixel instead of over the whole image
+        (:func:`~.energy.local_weighted_mean`, local Chan–Vese), so that dim
+        objects among bright ones and uneven illumination are compared with
+        the means of their neighbourhood; the two-means' λ still follows the
+        global means. A constant beside a network keeps one mean. 0: one
+        mean per class (Chan–Vese). Beyond the paper; 24 in the ``fast``
+        preset (docs/robustness.md).
     denoiser : DenoiserConfig
         Settings of the Noise2Fast experts.
     restart_denoiser : DenoiserConfig or None
@@ -548,8 +550,8 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         (``experts=("auto",)``: constants where they separate the boxes about
         as well as networks, :mod:`.expert_choice`), regions with a constant
         expert denoised by a network at the end, constants alternated as the
-        two-means of the TV-denoised image (``two_means=True``) and fitted
-        in Gaussian windows of 24 pixels (``local_means=24``), Otsu's
+        two-means of the TV-denoised image (``two_means=True``), constants
+        fitted in Gaussian windows of 24 pixels (``local_means=24``), Otsu's
         threshold for the threshold initialisations (``threshold="otsu"``,
         measured in ``benchmarks/evaluate_dsb.py``), and primal–dual step
         sizes scaled to λ.

@@ -608,6 +608,22 @@ class Scheme:
         constants = all(kind == "constant" for kind in kinds)
         return self.config.two_means and self.inputs.from_boxes and constants
 
+    def local_constants(self, kinds: Sequence[ExpertKind]) -> bool:
+        """Whether a run with experts of these ``kinds`` fits its constants locally (``config.local_means``).
+
+        Runs whose every class is a constant, from boxes (the two-means) or
+        from a threshold; a constant beside a network keeps its one mean.
+        """
+        return self.config.local_means > 0 and all(kind == "constant" for kind in kinds)
+
+    def refits_chosen_constants(self, kinds: Sequence[ExpertKind]) -> bool:
+        """Whether a run whose every class chose a constant replaces the global means the choice compared.
+
+        The two-means starts from Otsu's split; local constants are fitted
+        in windows (:meth:`local_constants`).
+        """
+        return self.two_means(kinds) or self.local_constants(kinds)
+
     def otsu_start(self, kinds: Sequence[ExpertKind], warm: bool) -> torch.Tensor | None:
         """Otsu's split (:attr:`otsu_split`) when a run with these expert ``kinds`` starts its two-means from it.
 
@@ -684,12 +700,12 @@ class Scheme:
     def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
         """Return the constant expert of class k (eq. 5, ``D_k = c_k``), ``(C, H, W)``.
 
-        Its mean (:meth:`constant_fit`), or in the two-means alternation
-        with ``config.local_means > 0`` its mean in a Gaussian window around
+        Its mean (:meth:`constant_fit`), or when every class is a constant
+        and ``config.local_means > 0`` its mean in a Gaussian window around
         each pixel (:func:`.energy.local_weighted_mean`).
         """
         image, weight = self.constant_fit(alt, k)
-        if self.two_means(alt.kinds) and self.config.local_means > 0:
+        if self.local_constants(alt.kinds):
             return local_weighted_mean(image, weight, self.config.local_means)
         return weighted_mean(image, weight).expand_as(self.f)
 
@@ -905,7 +921,7 @@ class Scheme:
             residuals.append(self.residual(self.prediction(net, output)))
         if AUTO in alt.kinds:
             self.choose_kinds(alt, outputs, residuals)
-            if alt.outer == 0 and self.two_means(alt.kinds):  # every class chose its constant: the two-means starts
+            if alt.outer == 0 and self.refits_chosen_constants(alt.kinds):  # every class chose its constant: refit them
                 outputs = [self.constant(alt, k) for k in range(alt.classes)]
                 residuals = [self.residual(output) for output in outputs]
         per_pixel = torch.stack(residuals)
