@@ -182,8 +182,7 @@ class _Run:
         """
         if self.config.lam != AUTO:
             return
-        robust = all(kind == "constant" for kind in kinds)
-        lam = automatic_lam(residuals, regions, robust=robust, window=window)
+        lam = automatic_lam(residuals, regions, robust=only_constants(kinds), window=window)
         self.config = dataclasses.replace(self.config, lam=lam)
         self.automatic_lam = True
         logger.info("automatic λ = %.4g (spread of the residual differences in the initial regions)", lam)
@@ -265,6 +264,11 @@ class _Run:
             message=message,
             result=result,
         )
+
+
+def only_constants(kinds: Sequence[ExpertKind]) -> bool:
+    """Whether every class's expert is a constant (Chan–Vese): no network in the run."""
+    return all(kind == "constant" for kind in kinds)
 
 
 def single_class(labels: torch.Tensor | np.ndarray, classes: int) -> str | None:
@@ -605,8 +609,7 @@ class Scheme:
         independent of where the boxes are, and a threshold start is already
         the image's own (docs/robustness.md).
         """
-        constants = all(kind == "constant" for kind in kinds)
-        return self.config.two_means and self.inputs.from_boxes and constants
+        return self.config.two_means and self.inputs.from_boxes and only_constants(kinds)
 
     def local_constants(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether a run with experts of these ``kinds`` fits its constants locally (``config.local_means``).
@@ -614,7 +617,7 @@ class Scheme:
         Runs whose every class is a constant, from boxes (the two-means) or
         from a threshold; a constant beside a network keeps its one mean.
         """
-        return self.config.local_means > 0 and all(kind == "constant" for kind in kinds)
+        return self.config.local_means > 0 and only_constants(kinds)
 
     def refits_chosen_constants(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether a run whose every class chose a constant replaces the global means the choice compared.
