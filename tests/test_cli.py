@@ -66,11 +66,12 @@ def test_cli_automatic_choices_recorded_bad_values_refused(tmp_path: Path, tiny_
     tifffile.imwrite(tmp_path / "in.tif", img)
     common = ["segment", str(tmp_path / "in.tif"), "--fg-box", "10", "10", "22", "22", "--bg-box", "0", "0", "6", "32"]
     outputs = ["--device", "cpu", "-q", "--mask-out", str(tmp_path / "m.tif"), "--json-out", str(tmp_path / "r.json")]
-    settings = ["--texture-window", "3", "--local-means", "8"]
+    settings = ["--texture-window", "3", "--texture-features", "0.25", "--local-means", "8"]
     assert cli.main([*common, "--lam", "auto", "--experts", "auto", "--max-outer", "1", *settings, *outputs]) == 0
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["automatic_lam"] is True and record["lam"] == record["config"]["lam"] > 0
     assert record["config"]["texture_window"] == 3 and record["config"]["local_means"] == 8
+    assert record["config"]["texture_features"] == 0.25
     assert record["config"]["experts"] == ["constant", "constant"]  # the choice, not auto: intensity separates
     # without boxes a preset that thresholds by Otsu starts from the image's Otsu threshold (no denoiser)
     _small_preset(monkeypatch, dataclasses.replace(tiny_config, threshold="otsu", experts=("auto",), lam="auto"))
@@ -156,6 +157,10 @@ def _assert_refused(code: int, stderr: str, message: str, tmp_path: Path) -> Non
         (
             ["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--texture-window", "4"],
             "texture_window must be an odd size >= 1",
+        ),
+        (
+            ["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--texture-features", "-1"],
+            "texture_features must be >= 0",
         ),
         (
             ["--fg-box", "0", "0", "4", "4", "--bg-box", "10", "10", "20", "20", "--local-means", "-2"],

@@ -246,6 +246,14 @@ def _add_run_options(seg: argparse.ArgumentParser) -> None:
         f"the paper); preset default: {preset(DEFAULT_PRESET).texture_window}",
     )
     seg.add_argument(
+        "--texture-features",
+        type=float,
+        default=None,
+        metavar="W",
+        help="between network experts, add a Gabor-energy texture term weighted W times the experts' data term "
+        f"(0 = the experts alone, the paper); preset default: {preset(DEFAULT_PRESET).texture_features:g}",
+    )
+    seg.add_argument(
         "--local-means",
         type=float,
         default=None,
@@ -352,6 +360,7 @@ def _run_config(args: argparse.Namespace, boxes: dict[int, list[Box]], objects: 
         "max_outer_iter": args.max_outer,
         "residual": args.residual,
         "texture_window": args.texture_window,
+        "texture_features": args.texture_features,
         "local_means": args.local_means,
     }
     config = dataclasses.replace(config, init=init, **{k: v for k, v in overrides.items() if v is not None})

@@ -60,7 +60,8 @@ def test_a_restart_with_larger_experts_rescues_a_texture_pair_that_floods() -> N
     fast = preset("fast")
     narrow = dataclasses.replace(fast.denoiser, width=4, n_blocks=1, patch_size=32)
     larger = dataclasses.replace(narrow, width=32, n_blocks=3)
-    config = dataclasses.replace(fast, denoiser=narrow, restart_denoiser=larger, max_outer_iter=3)
+    # the experts alone (no texture term, tested in test_texture_features.py): the restart is what is tested
+    config = dataclasses.replace(fast, denoiser=narrow, restart_denoiser=larger, max_outer_iter=3, texture_features=0.0)
     boxes = {"fg_boxes": [sample.fg_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
     without = segment(sample.image, dataclasses.replace(config, restart_denoiser=None), **boxes)  # type: ignore[arg-type]
     assert without.degenerate and not without.restarted  # one-block, 4-channel experts flood

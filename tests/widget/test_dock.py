@@ -353,8 +353,11 @@ def test_restore_defaults_and_tooltips(dock: Any) -> None:
     assert not dock.params.lam_auto.value and dock.params.to_config().lam == pytest.approx(0.04)
     assert dock.params.texture_window.value == dock.params.to_config().texture_window == 1
     assert dock.params.local_means.value == dock.params.to_config().local_means == 0
+    assert dock.params.texture_features.value == dock.params.to_config().texture_features == 0
     dock.params.preset.value = "fast"
     assert dock.params.local_means.value == dock.params.to_config().local_means == 24
+    assert dock.params.texture_features.value == dock.params.to_config().texture_features == 0.5
+    assert "Gabor" in dock.params.texture_features.tooltip
     assert "total variation" in dock.params.lam.tooltip
     assert dock.params.device.choices[0] == "auto"
 

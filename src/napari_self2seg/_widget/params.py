@@ -86,6 +86,10 @@ TOOLTIPS = {
     "this many pixels square (1 = pixel by pixel, the paper): a texture is recognised over its neighbourhood, "
     "at the cost of outlines a pixel or two less exact. Maths: local mean of each squared residual r_k before "
     "the segmentation step (docs/method.md).",
+    "texture_features": "When every region has a denoiser (textures), also compare how strongly each pixel's "
+    "neighbourhood varies at several scales and directions with each region's typical pattern, weighted this "
+    "many times the denoisers' comparison (0 = denoisers alone, the paper): textures that the small denoisers "
+    "confuse are told apart. Maths: a Gabor-energy vector Chan–Vese term added to r_k (docs/method.md).",
     "local_means": "When every region is a brightness (nuclei-like images), compare each pixel with the "
     "average brightness of each region in its neighbourhood, about this many pixels wide (0 = one average per "
     "region, as in Chan–Vese): dim objects among bright ones and uneven illumination are judged locally. Maths: "
@@ -184,6 +188,9 @@ CONFIG_FIELDS = (
     ConfigField("mu", "µ (keep previous mask)", FloatSpinBox, {"min": 0.0, "max": 10.0, "step": 0.01}, 4, float),
     ConfigField("residual_filter", "residual filter", SpinBox, ODD_SIZES, convert=next_odd),
     ConfigField("texture_window", "texture window", SpinBox, ODD_SIZES, convert=next_odd),
+    ConfigField(
+        "texture_features", "texture features", FloatSpinBox, {"min": 0.0, "max": 100.0, "step": 0.25}, 2, float
+    ),
     ConfigField("local_means", "local means (px)", FloatSpinBox, {"min": 0.0, "max": 1000.0, "step": 4.0}, 1, float),
     ConfigField(
         "denoiser.learning_rate", "learning rate", FloatSpinBox, {"min": 1e-6, "max": 0.1, "step": 1e-4}, 6, float
@@ -275,6 +282,7 @@ class ParameterForm(Container[Widget]):
                 self.constant_classes,
                 plain["residual_filter"],
                 plain["texture_window"],
+                plain["texture_features"],
                 plain["local_means"],
                 plain["learning_rate"],
                 plain["max_outer_iter"],

@@ -103,6 +103,21 @@ def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor, robust: bool =
     ValueError
         If a region has fewer than two pixels.
     """
+    return max(windowed_lam_factor(window) * data_term_spread(residuals, regions, robust), LAM_FLOOR)
+
+
+def data_term_spread(residuals: torch.Tensor, regions: torch.Tensor, robust: bool = False) -> float:
+    """Return the pooled standard deviation of the data terms ``r_k - r_j`` inside the regions of each pair.
+
+    ``sqrt(mean_{j<k} (Var_{R_j}(r_k - r_j) + Var_{R_k}(r_k - r_j)) / 2)``,
+    population variances (robust ones with ``robust``, see
+    :func:`automatic_lam`), which is λ without factor or floor.
+
+    Raises
+    ------
+    ValueError
+        If a region has fewer than two pixels.
+    """
     for k, region in enumerate(regions):
         count = int(region.sum())
         if count < 2:
@@ -112,7 +127,7 @@ def automatic_lam(residuals: torch.Tensor, regions: torch.Tensor, robust: bool =
         for j in range(k):
             data = (residuals[k] - residuals[j]).to(torch.float64)
             variances += [variance(data[regions[j]], robust), variance(data[regions[k]], robust)]
-    return max(windowed_lam_factor(window) * math.sqrt(sum(variances) / len(variances)), LAM_FLOOR)
+    return math.sqrt(sum(variances) / len(variances))
 
 
 def noise_lam(constants: torch.Tensor, sigma: torch.Tensor) -> float:

@@ -302,6 +302,15 @@ class Self2SegConfig:
         Beyond the paper; 5 in the ``fast`` preset: on the robustness
         suite's textures (six seeds) mean / worst Dice 0.904 / 0.201 → 0.926
         / 0.655 (docs/robustness.md).
+    texture_features : float
+        When every class has a network expert, add to each region residual
+        the class's Gabor-energy texture term (:mod:`~.texture_features`: the
+        mean squared distance of the pixel's filter-bank energies from the
+        class's mean ones, a vector-valued Chan–Vese term), weighted so that
+        its data term has this many times the spread of the experts' one in
+        the initial regions; an automatic λ is then the spread of the
+        combined data term. 0 (the paper): the experts' residuals alone.
+        Beyond the paper; 0.5 in the ``fast`` preset (docs/robustness.md).
     residual : {"full", "blind"}
         What an expert's region residual compares with the image. ``"full"``
         (paper eq. 5): its denoising ``D(f)`` of the whole image. ``"blind"``:
@@ -393,6 +402,7 @@ class Self2SegConfig:
     threshold: float | Literal["otsu"] = PAPER_THRESHOLD
     residual_filter: int = 1
     texture_window: int = 1
+    texture_features: float = 0.0
     residual: ResidualMode = "full"
     training_margin: int = 0
     max_outer_iter: int = 10
@@ -407,7 +417,7 @@ class Self2SegConfig:
 
     def __post_init__(self) -> None:
         """Check every field; raise ``ValueError`` naming the fix."""
-        for name in ("mu", "stop_ratio", "local_means"):
+        for name in ("mu", "stop_ratio", "local_means", "texture_features"):
             require_number(getattr(self, name), name)
         if isinstance(self.threshold, str):
             _require(self.threshold == OTSU, f"threshold must be a number in (0, 1) or 'otsu', got {self.threshold!r}")
@@ -427,6 +437,10 @@ class Self2SegConfig:
         _require(
             self.local_means >= 0,
             f"local_means must be >= 0 pixels (0 = one mean per class), got {self.local_means}",
+        )
+        _require(
+            self.texture_features >= 0,
+            f"texture_features must be >= 0 (0 = the experts' residuals alone), got {self.texture_features}",
         )
         _require(
             self.restart_denoiser is None or isinstance(self.restart_denoiser, DenoiserConfig),
@@ -585,6 +599,7 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
             lam=AUTO,
             residual="blind",
             texture_window=5,
+            texture_features=0.5,
             experts=(AUTO,),
             threshold=OTSU,
             denoise_constant_regions=True,

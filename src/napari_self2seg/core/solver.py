@@ -32,7 +32,7 @@ from ._validation import (
     normalise,
     resolve_device,
 )
-from .automatic_lam import automatic_lam, noise_lam
+from .automatic_lam import automatic_lam, data_term_spread, noise_lam
 from .config import AUTO, OTSU, ExpertKind, PrimalDualConfig, Self2SegConfig, expert_kinds, preset
 from .denoiser.network import Noise2FastNet
 from .denoiser.training import blind_prediction, train_expert
@@ -45,6 +45,7 @@ from .primal_dual import PrimalDualState, chambolle_pock, duality_gap
 from .region_interior import region_interior
 from .reliability import box_separation, class_separation
 from .state import ConvexProblem, LiveParameters, Phase, SegmentationResult, SolverState, Timings
+from .texture_features import feature_scale, gabor_energies, texture_residuals
 from .tv_two_means import noise_level, otsu_bands, tv_denoised
 
 logger = logging.getLogger(__name__)
@@ -364,6 +365,8 @@ class _Alternation:
     """Fraction of pixels whose class the last segmentation step changed."""
     set_aside: dict[int, Noise2FastNet] = dataclasses.field(default_factory=dict)
     """Networks of ``"auto"`` classes that became constants, kept to denoise those regions at the end."""
+    texture: tuple[torch.Tensor, float] | None = None
+    """The texture term's feature spreads and weight, set at the first training (None: not used yet)."""
     warm: bool = False
     """Whether the run started from the previous plane (the regions are its classes, not the boxes)."""
 
@@ -930,6 +933,9 @@ class Scheme:
         per_pixel = torch.stack(residuals)
         window = self.texture_window(alt.kinds)
         alt.outputs, alt.residuals = torch.stack(outputs), local_mean(per_pixel, window)
+        if self.uses_texture_features(alt.kinds):
+            alt.residuals = self.with_texture_term(alt, alt.residuals, regions)
+            window = 1  # λ is the plain spread of the combined data term
         if alt.outer == 0:
             run.config = dataclasses.replace(run.config, experts=tuple(alt.kinds))
             if alt.boxes is not None:  # on the per-pixel residuals, as the warning's threshold was set
@@ -953,6 +959,36 @@ class Scheme:
         the image itself, whose λ and two-means rest on per-pixel noise).
         """
         return self.config.texture_window if all(kind == "network" for kind in kinds) else 1
+
+    def uses_texture_features(self, kinds: Sequence[ExpertKind]) -> bool:
+        """Whether the data term adds the Gabor-energy texture term (``config.texture_features``): networks only."""
+        return self.config.texture_features > 0 and all(kind == "network" for kind in kinds)
+
+    @functools.cached_property
+    def gabor_features(self) -> torch.Tensor:
+        """``(J, H, W)`` log Gabor energies of ``f`` (:func:`.texture_features.gabor_energies`), made on first use."""
+        return gabor_energies(self.f)
+
+    def with_texture_term(self, alt: _Alternation, residuals: torch.Tensor, fit: torch.Tensor) -> torch.Tensor:
+        """Return ``r_k + w · r_k^T``: the experts' residuals plus each class's texture term fitted to ``fit``.
+
+        At the first training the features' spreads and the weight ``w`` are
+        set on the initial regions, ``w = texture_features · spread(d) /
+        spread(d^T)`` with ``d``, ``d^T`` the two terms' data terms
+        (:func:`.automatic_lam.automatic_lam` without factor), and kept for
+        the run, so the energy stays one function of ``u`` and the models.
+        """
+        if alt.texture is None:
+            scale = feature_scale(self.gabor_features, alt.regions)
+            texture = texture_residuals(self.gabor_features, scale, fit)
+            spread = data_term_spread(texture, alt.regions)
+            weight = self.config.texture_features * data_term_spread(residuals, alt.regions) / max(spread, 1e-12)
+            alt.texture = (scale, weight)
+            logger.info("texture term weighed %.3g against the experts' residuals", weight)
+        else:
+            scale, weight = alt.texture
+            texture = texture_residuals(self.gabor_features, scale, fit)
+        return residuals + weight * texture
 
     def choose_kinds(self, alt: _Alternation, outputs: list[torch.Tensor], residuals: list[torch.Tensor]) -> None:
         """Settle every ``"auto"`` expert on its trained network or its constant (:mod:`.expert_choice`)."""
