@@ -559,7 +559,8 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         narrower experts trained on patches, warm-started across outer
         iterations and validated every few steps; blind residuals
         (``residual="blind"``) averaged over 5 × 5 pixels between network
-        experts (``texture_window=5``), λ chosen from the image (``lam="auto"``), a
+        experts (``texture_window=5``) with a Gabor-energy texture term beside them
+        (``texture_features=0.5``), λ chosen from the image (``lam="auto"``), a
         background network only where the background needs one
         (``experts=("auto",)``: constants where they separate the boxes about
         as well as networks, :mod:`.expert_choice`), regions with a constant
