@@ -975,14 +975,16 @@ class Scheme:
         At the first training the features' spreads and the weight ``w`` are
         set on the initial regions, ``w = texture_features · spread(d) /
         spread(d^T)`` with ``d``, ``d^T`` the two terms' data terms
-        (:func:`.automatic_lam.automatic_lam` without factor), and kept for
-        the run, so the energy stays one function of ``u`` and the models.
+        (:func:`.automatic_lam.data_term_spread`), and kept for the run, so
+        the energy stays one function of ``u`` and the models. A texture
+        term without spread in the initial regions has no scale and gets
+        ``w = 0``.
         """
         if alt.texture is None:
             scale = feature_scale(self.gabor_features, alt.regions)
             texture = texture_residuals(self.gabor_features, scale, fit)
             spread = data_term_spread(texture, alt.regions)
-            weight = self.config.texture_features * data_term_spread(residuals, alt.regions) / max(spread, 1e-12)
+            weight = self.config.texture_features * data_term_spread(residuals, alt.regions) / spread if spread else 0.0
             alt.texture = (scale, weight)
             logger.info("texture term weighed %.3g against the experts' residuals", weight)
         else:
