@@ -272,6 +272,11 @@ def only_constants(kinds: Sequence[ExpertKind]) -> bool:
     return all(kind == "constant" for kind in kinds)
 
 
+def only_networks(kinds: Sequence[ExpertKind]) -> bool:
+    """Whether every class's expert is a network (texture pairs): no constant in the run."""
+    return all(kind == "network" for kind in kinds)
+
+
 def single_class(labels: torch.Tensor | np.ndarray, classes: int) -> str | None:
     """Name the class that covers the whole image, or return None if there are at least two."""
     present = np.unique(labels) if isinstance(labels, np.ndarray) else torch.unique(labels).cpu().numpy()
@@ -958,11 +963,11 @@ class Scheme:
         with a constant keeps per-pixel residuals (a constant's data term is
         the image itself, whose λ and two-means rest on per-pixel noise).
         """
-        return self.config.texture_window if all(kind == "network" for kind in kinds) else 1
+        return self.config.texture_window if only_networks(kinds) else 1
 
     def uses_texture_features(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether the data term adds the Gabor-energy texture term (``config.texture_features``): networks only."""
-        return self.config.texture_features > 0 and all(kind == "network" for kind in kinds)
+        return self.config.texture_features > 0 and only_networks(kinds)
 
     @functools.cached_property
     def gabor_features(self) -> torch.Tensor:

@@ -87,8 +87,8 @@ def gabor_energies(image: torch.Tensor) -> torch.Tensor:
     fx = torch.fft.fftfreq(padded.shape[-1], device=image.device, dtype=spectrum.real.dtype)[None, :]
     features = []
     for frequency in FREQUENCIES:
-        spread = BANDWIDTH * frequency
-        norm = None
+        spread, sigma = BANDWIDTH * frequency, WINDOW_PERIODS / frequency
+        norm = gaussian_blur(torch.ones((height, width), dtype=fx.dtype, device=image.device), sigma)
         for index in range(ORIENTATIONS):
             angle = math.pi * index / ORIENTATIONS
             bump = torch.exp(
@@ -96,9 +96,6 @@ def gabor_energies(image: torch.Tensor) -> torch.Tensor:
             )
             response = torch.fft.ifft2(spectrum * bump)[..., pad : pad + height, pad : pad + width]
             energy = (response.real**2 + response.imag**2).sum(dim=0)
-            sigma = WINDOW_PERIODS / frequency
-            if norm is None:
-                norm = gaussian_blur(torch.ones((height, width), dtype=energy.dtype, device=energy.device), sigma)
             features.append(torch.log(gaussian_blur(energy, sigma) / norm + ENERGY_FLOOR))
     return torch.stack(features).to(image.dtype)
 
