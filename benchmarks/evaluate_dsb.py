@@ -105,6 +105,8 @@ AUTO_METHODS = ("self2seg_auto_1", "self2seg_auto_2", "self2seg_auto")
 ``self2seg_auto`` is the package's default: every expert kind ``"auto"`` (docs/robustness.md).
 """
 METHODS = (*GRIDS, "self2seg_2", *AUTO_METHODS)
+N2F_METHODS = frozenset(METHODS) - {"otsu", "chan_vese", "tv_otsu", "convex_cv", "self2seg_auto"}
+"""Methods that use the whole-image Noise2Fast of the crop (``shared_n2f``)."""
 Lam = float | Literal["auto"]
 
 threshold_otsu: Callable[[np.ndarray], float] = filters.threshold_otsu
@@ -210,10 +212,12 @@ def run_method(
     """One method on one noisy crop at one λ: Dice, PSNR (if it denoises), seconds, mask, denoised."""
     noisy = crop.noisy[sigma]
     f = normalised(noisy)
+    # the whole-image Noise2Fast is trained (or taken from the cache) before the clock starts and its
+    # training time added once, whichever method happens to train it
+    den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device) if method in N2F_METHODS else (f, 0.0)
     t0 = time.perf_counter()
     denoised: np.ndarray | None = None
     objects: Instances | None = None
-    shared_seconds = 0.0
     lam_used = lam
     if lam == "auto" and method not in AUTO_METHODS:
         raise ValueError(f"{method} has no automatic λ")
@@ -233,19 +237,16 @@ def run_method(
         result = segment(noisy, dataclasses.replace(base, init="threshold"), seed=0, device=device, instances=True)
         mask, denoised, lam_used, objects = result.mask, result.denoised, result.lam, result.instances
     elif method in ("n2f_threshold", "n2f_otsu"):
-        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         den_n = normalised(den)
         mask = den_n > (PAPER_THRESHOLD if method == "n2f_threshold" else threshold_otsu(den_n))
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     elif method == "sequential":
-        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         den_n = normalised(den)
         mask = convex_cv(den_n, weight, den_n > PAPER_THRESHOLD)
         denoised = den * (noisy.max() - noisy.min()) + noisy.min()
     else:
         # denoise+threshold init from the same whole-image Noise2Fast as `sequential` (paper §5);
         # it does not depend on λ, so it is trained once per crop and σ and its time is counted in every run
-        den, shared_seconds = shared_n2f(crop, sigma, f, base, cache, device)
         init_mask = threshold_regions(normalised(den), 2, PAPER_THRESHOLD, "denoised crop")[1]
         experts: Literal[1, 2] = 1 if method.endswith("_1") else 2
         config = self2seg_config(base, sigma, experts, lam)
