@@ -93,6 +93,40 @@ def test_constants_unless_networks_separate_the_regions_much_better() -> None:
     )
 
 
+def network_residuals(background_gap: float, foreground_gap: float) -> torch.Tensor:
+    """Network residuals (K=2, 2, 4) whose mixes with zero constants have s = 2 × each gap, independent wobbles.
+
+    Background network: 0 on the background row, ``background_gap`` on the foreground row; foreground
+    network: ``foreground_gap`` on the background row, 0 on the foreground row. Networks everywhere
+    then have s = (sum of the gaps) / sqrt(0.5).
+    """
+    r = torch.zeros((2, 2, 4))
+    r[0, 0] = torch.tensor([-0.5, 0.5, -0.5, 0.5])
+    r[0, 1] = background_gap + torch.tensor([-0.5, 0.5, -0.5, 0.5])
+    r[1, 0] = foreground_gap + torch.tensor([-0.5, -0.5, 0.5, 0.5])
+    r[1, 1] = torch.tensor([-0.5, -0.5, 0.5, 0.5])
+    return r
+
+
+def test_networks_everywhere_unless_a_mix_separates_much_better() -> None:
+    regions = torch.zeros((2, 2, 4), dtype=torch.bool)
+    regions[0, 0] = regions[1, 1] = True
+    constant = torch.zeros((2, 2, 4))  # equal means: the constants separate nothing
+    mixed_wins_slightly = network_residuals(2.0, 0.1)  # network + constant s = 4, networks everywhere s = 2.97
+    assert separation(-mixed_wins_slightly[0], regions[1], regions[0]) == pytest.approx(4.0)
+    nn = separation(mixed_wins_slightly[1] - mixed_wins_slightly[0], regions[1], regions[0])
+    assert nn == pytest.approx(2.1 / math.sqrt(0.5))
+    assert choose_expert_kinds(("auto", "auto"), mixed_wins_slightly, constant, regions) == ("network", "network")
+    # the foreground network fits the background better than its own region: the mix separates 1.9x better
+    mixed_wins_clearly = network_residuals(4.0, -1.0)
+    assert choose_expert_kinds(("auto", "auto"), mixed_wins_clearly, constant, regions) == ("network", "constant")
+    # a kind given by hand is kept: only the automatic class becomes a network
+    assert choose_expert_kinds(("auto", "constant"), mixed_wins_slightly, constant, regions) == (
+        "network",
+        "constant",
+    )
+
+
 TINY = Self2SegConfig(
     lam="auto",
     residual="blind",
