@@ -73,8 +73,8 @@ TOOLTIPS = {
     "backgrounds). constant: its average brightness (fluorescence spots and nuclei on a dark background). auto: "
     "decided from the boxes together with the object model: average brightness where it tells the boxes apart "
     "about as well as denoisers (then a denoiser is trained afterwards only for the denoised image), denoisers "
-    "where the regions differ in structure rather than brightness. Maths: the background expert D_0 of the joint "
-    "energy (paper eqs. 5, 13).",
+    "for every region where the regions differ in structure rather than brightness. Maths: the background "
+    "expert D_0 of the joint energy (paper eqs. 5, 13).",
     "object_expert": "What learns each object class (1, 2, …). network: a denoiser per class (the paper). "
     "constant: the class's average brightness (colour), as in Chan–Vese. auto: chosen from the boxes, as for "
     "the background.",
