@@ -12,7 +12,7 @@ import torch
 from napari_self2seg.core import LiveParameters, Self2SegConfig, dice, iterate, preset, resegment, segment
 from napari_self2seg.core.automatic_lam import noise_lam
 from napari_self2seg.core.energy import local_weighted_mean, weighted_mean
-from napari_self2seg.core.initialization import box_regions
+from napari_self2seg.core.initialization import box_regions, threshold_regions
 from napari_self2seg.core.instances import label_components
 from napari_self2seg.core.tv_two_means import noise_level, otsu_bands, tv_denoised
 from napari_self2seg.datasets import SyntheticImage, inner_box, synthetic_nuclei
@@ -85,31 +85,44 @@ def test_the_mask_does_not_depend_on_which_nucleus_the_box_marks() -> None:
         assert dice(masks["two-means", where], sample.truth) > 0.95
 
 
-def test_a_run_from_otsus_split_keeps_its_constants_and_resegment_gives_it_back(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_run_from_otsus_split_starts_with_the_bands_means_of_the_image(caplog: pytest.LogCaptureFixture) -> None:
     sample, bright_box, _ = uneven_nuclei()
-    config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    # one segmentation step: the problem kept is the one solved with the first constants
+    config = dataclasses.replace(preset("fast"), experts=CONSTANTS, max_outer_iter=1)
     boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
     with caplog.at_level("INFO", logger="napari_self2seg.core.solver"):
         result = segment(sample.image, config, keep_problem=True, **boxes)  # type: ignore[arg-type]
     assert result.automatic_lam and result.problem is not None and not result.degenerate
-    assert result.outer_iterations == 1 and "Otsu's split" in result.stop_reason
-    # one λ, the noise rule's for Otsu's constants (never the boxes' spread)
+    # λ from the noise rule for the constants (never the boxes' spread)
     chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("automatic λ")]
-    assert len(chosen) == 1 and "times the noise level" in chosen[0]
+    assert chosen and all("times the noise level" in message for message in chosen)
     lo, hi = float(sample.image.min()), float(sample.image.max())
     f = torch.from_numpy(((sample.image - lo) / (hi - lo)).astype(np.float32))[None]  # as the run normalises
     regions = torch.from_numpy(box_regions({0: [sample.bg_box], 1: [bright_box]}, sample.image.shape))
-    smooth = tv_denoised(f)
-    bands = otsu_bands(smooth, regions)
+    bands = otsu_bands(f, regions)
     assert bands is not None
-    # the experts are the bands' means of ROF(f, σ̂) in windows of the preset's size; λ follows the global means
-    for k, image in enumerate(result.problem.expert_images):
-        local = local_weighted_mean(smooth, bands[k], config.local_means)[0].numpy()
-        np.testing.assert_allclose((image - lo) / (hi - lo), local, atol=1e-5)
-    means = torch.stack([weighted_mean(smooth, bands[k].float())[:, 0, 0] for k in range(2)])
+    # Otsu's split of the image itself, not of its TV denoising, whichever nucleus the box marks
+    np.testing.assert_array_equal(bands.numpy(), threshold_regions(f[0].numpy(), 2, "otsu", "image"))
+    # the mask was solved with the bands' means of f in windows of the preset's size and λ from the global means
+    for k, residual in enumerate(result.problem.residuals):
+        local = local_weighted_mean(f, bands[k], config.local_means)
+        np.testing.assert_allclose(residual, ((f - local) ** 2)[0].numpy(), atol=1e-5)
+    means = torch.stack([weighted_mean(f, bands[k].float())[:, 0, 0] for k in range(2)])
     assert noise_lam(means, noise_level(f)) == pytest.approx(result.lam, rel=1e-5)
+    # the experts were refitted after that step (λ followed them), but the result keeps the mask's λ
+    assert "reached max_outer_iter = 1" in result.stop_reason and len(chosen) == 2
+    np.testing.assert_array_equal(resegment(result, lam=result.lam).labels, result.labels)
+
+
+def test_a_run_from_otsus_split_refits_until_the_energy_rule_and_resegment_gives_it_back() -> None:
+    sample, bright_box, _ = uneven_nuclei()
+    config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
+    states = list(iterate(sample.image, config, keep_problem=True, **boxes))  # type: ignore[arg-type]
+    result = states[-1].result
+    assert result is not None and result.problem is not None and not result.degenerate
+    assert result.outer_iterations >= 2 and "energy decrease" in result.stop_reason
+    assert len(result.energies) == result.outer_iterations + 1
     np.testing.assert_array_equal(resegment(result, lam=result.lam).labels, result.labels)
     assert dice(result.mask, sample.truth) > 0.95
 
@@ -228,7 +241,7 @@ def test_local_means_keep_dim_nuclei_that_one_mean_per_class_loses_beside_bright
     fast = dataclasses.replace(preset("fast"), experts=CONSTANTS)
     local = segment(noisy, fast, **boxes)  # type: ignore[arg-type]
     single = segment(noisy, dataclasses.replace(fast, local_means=0.0), **boxes)  # type: ignore[arg-type]
-    assert local.config.local_means == 24 and local.lam == single.lam  # λ follows the global means in both
+    assert local.config.local_means == 24 and single.config.local_means == 0
     dim, bright = np.s_[:, 64:], np.s_[:, :64]
     # one threshold for the whole image sits between the bright nuclei and the background: the dimmer nuclei
     # fall below it; beside dim nuclei the local foreground mean, and the threshold with it, is lower

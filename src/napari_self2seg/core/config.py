@@ -343,16 +343,19 @@ class Self2SegConfig:
         Beyond the paper; on in the ``fast`` preset.
     two_means : bool
         When every expert is a constant (Chan–Vese: eq. 5 with ``D_k = c_k``)
-        and the run starts from boxes, run the alternation as the
-        TV-regularised two-means (K-means for K classes) of the TV-denoised
-        image (:mod:`~.tv_two_means`): the constants are the band means of
-        Otsu's split of ``ROF(f, σ̂)`` matched to the boxes, kept for one
-        segmentation step (refitting them to the mask drifts, measured in
-        docs/robustness.md); where that split does not separate the boxes,
-        for several channels, or after a collapse from it, they start at
-        the boxes' means and are refitted as means of ``ROF(f, σ̂)`` over
-        each class until a step changes fewer than 0.1 % of the pixels (or
-        ``max_outer_iter``; ``stop_ratio`` is not used). An automatic λ is
+        and the run starts from boxes, start the alternation where the boxes
+        do not matter (:mod:`~.tv_two_means`): the first constants are the
+        band means of Otsu's split of the image (K-means for K classes)
+        matched to the boxes, then the paper's update refits them to ``f``
+        over ``u`` until the energy rule stops it (measured in
+        docs/robustness.md, eighteenth session; after a collapse from that
+        start, i.e. the split dropped a box, the run restarts from the boxes'
+        means with the same update); where that split does not separate the
+        boxes or for several channels, they start at the boxes' means and are
+        refitted as means of the TV-denoised image ``ROF(f, σ̂)`` over each
+        class — the TV-regularised two-means — until a step changes fewer
+        than 0.1 % of the pixels (or ``max_outer_iter``; ``stop_ratio`` is not
+        used). An automatic λ is
         the constants' gap times the noise level
         (:func:`~.automatic_lam.noise_lam`: the step stays the same TV
         problem as the constants move). The mask then no longer depends on
@@ -564,8 +567,8 @@ def preset(name: str = DEFAULT_PRESET) -> Self2SegConfig:
         background network only where the background needs one
         (``experts=("auto",)``: constants where they separate the boxes about
         as well as networks, :mod:`.expert_choice`), regions with a constant
-        expert denoised by a network at the end, constants alternated as the
-        two-means of the TV-denoised image (``two_means=True``), constants
+        expert denoised by a network at the end, constants started from
+        Otsu's split of the image (``two_means=True``), constants
         fitted in Gaussian windows of 24 pixels (``local_means=24``), Otsu's
         threshold for the threshold initialisations (``threshold="otsu"``,
         measured in ``benchmarks/evaluate_dsb.py``), and primal–dual step

@@ -54,10 +54,10 @@ PROGRESS_INTERVAL_S = 0.25
 """Longest time between two snapshots while an expert trains or the solver runs."""
 
 TWO_MEANS_SETTLED = 0.001
-"""The two-means alternation of constants (``config.two_means``) ends once a step changes fewer than this fraction.
+"""The two-means of the TV-denoised image (``config.two_means``) ends once a step changes fewer than this fraction.
 
-Only runs whose constants start at the boxes' means alternate (one started
-from Otsu's split takes one step). Its steps train nothing, so a tight rule
+Only runs whose constants start at the boxes' means are that two-means (one
+started from Otsu's split stops by the energy rule). Its steps train nothing, so a tight rule
 costs little (0.1 % of a 256² image is 66 pixels); runs started far from the
 fixed point (a box on the brightest nucleus) reach the ``fast`` preset's 6
 steps first.
@@ -216,6 +216,17 @@ class _Run:
             logger.info("automatic λ = %.4g for the constants %s (their gaps times the noise level)", lam, means)
             self.config = dataclasses.replace(self.config, lam=lam)
 
+    def keep_lam_of(self, lam: float | None) -> None:
+        """End with the automatic λ that the kept segmentation was solved with (a λ the caller set is kept).
+
+        λ follows the constants when they are refitted after the last step
+        (:meth:`follow_noise_lam`), or the run kept an earlier step; the
+        result's λ is the one its labels come from, so that resegment at it
+        gives them back.
+        """
+        if lam is not None and self.automatic_lam and not self.lam_sent and lam != self.config.lam:
+            self.config = dataclasses.replace(self.config, lam=lam)
+
     def receive(self, sent: LiveParameters | None) -> None:
         """Apply parameters sent into the generator (validated by LiveParameters)."""
         if sent is None:
@@ -322,6 +333,8 @@ class _KeptSegmentation:
     step: int
     separation: float = -math.inf
     """:func:`.reliability.class_separation` of the step; ``-inf`` for the initial regions (no step yet)."""
+    lam: float | None = None
+    """The λ the step was solved with; None for the initial regions."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -565,7 +578,10 @@ class Scheme:
     ) -> None:
         self.inputs = inputs
         self.from_otsu = from_otsu
-        """Whether a two-means of constants may start from Otsu's split (:attr:`otsu_split`): not after it collapsed."""
+        """Whether a two-means of constants may start from Otsu's split (:attr:`otsu_split`): not after it collapsed.
+
+        The restart then starts from the boxes' means and keeps the paper's update (:meth:`tv_two_means`).
+        """
         self.seed = seed
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
@@ -602,22 +618,37 @@ class Scheme:
 
     @functools.cached_property
     def otsu_split(self) -> torch.Tensor | None:
-        """``(K, H, W)`` bands the two-means alternation first fits its constants to, or None to use the boxes.
+        """``(K, H, W)`` bands the alternation of constants first fits them to, or None to use the boxes.
 
-        The global two-means split of ``ROF(f, σ̂)`` matched to the boxes (:func:`.tv_two_means.otsu_bands`).
+        The global two-means split of the image ``f`` (Otsu's thresholds) matched to the boxes
+        (:func:`.tv_two_means.otsu_bands`).
         """
         if self.inputs.regions is None or not self.from_otsu:
             return None
-        return otsu_bands(self.f_tv, torch.from_numpy(self.inputs.regions).to(self.device))
+        return otsu_bands(self.f, torch.from_numpy(self.inputs.regions).to(self.device))
 
     def two_means(self, kinds: Sequence[ExpertKind]) -> bool:
-        """Whether a run with experts of these ``kinds`` alternates them as the two-means of the TV-denoised image.
+        """Whether a run with experts of these ``kinds`` alternates them as a two-means whose start is not the boxes'.
 
-        Only runs that start from boxes do: the two-means makes the mask
-        independent of where the boxes are, and a threshold start is already
-        the image's own (docs/robustness.md).
+        Only runs that start from boxes do (``config.two_means``): from
+        Otsu's split of the image (:meth:`otsu_start`), or else as the
+        two-means of the TV-denoised image (:meth:`tv_two_means`); either
+        makes the mask independent of where the boxes are, and a threshold
+        start is already the image's own (docs/robustness.md).
         """
         return self.config.two_means and self.inputs.from_boxes and only_constants(kinds)
+
+    def tv_two_means(self, kinds: Sequence[ExpertKind], warm: bool) -> bool:
+        """Whether a two-means of constants fits them to ``ROF(f, σ̂)``: when the image has no split for the boxes.
+
+        Such a run starts from the boxes' means (or a warm start's mask) and
+        ends once a step changes fewer than :data:`TWO_MEANS_SETTLED` of the
+        pixels. A run from Otsu's split is the paper's update of constants of
+        ``f`` and ends by the energy rule; so is its restart after a collapse
+        (the split dropped a box): from the boxes' means, which that update
+        stays near, where the two-means would drift back to the split.
+        """
+        return self.two_means(kinds) and self.from_otsu and self.otsu_start(kinds, warm) is None
 
     def local_constants(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether a run with experts of these ``kinds`` fits its constants locally (``config.local_means``).
@@ -638,9 +669,9 @@ class Scheme:
     def otsu_start(self, kinds: Sequence[ExpertKind], warm: bool) -> torch.Tensor | None:
         """Otsu's split (:attr:`otsu_split`) when a run with these expert ``kinds`` starts its two-means from it.
 
-        Such a run keeps the constants fitted to these bands for one
-        segmentation step; a warm-started plane starts from its
-        predecessor's mask instead.
+        Such a run fits its first constants to these bands of ``f`` and then
+        refits them to ``u`` (the paper's update); a warm-started plane
+        starts from its predecessor's mask instead.
         """
         return self.otsu_split if self.two_means(kinds) and not warm else None
 
@@ -697,16 +728,16 @@ class Scheme:
 
         The image ``f`` weighted by the boxes first, then by ``u_k``. In the
         two-means alternation (``config.two_means``) the first weights are
-        the class's band of Otsu's split of the TV-denoised image when it
-        separates the boxes (:attr:`otsu_split`), and the later means are
-        those of the TV-denoised image.
+        the class's band of Otsu's split of ``f`` when it separates the boxes
+        (:attr:`otsu_split`); without that start the later means are those of
+        the TV-denoised image (:meth:`tv_two_means`).
         """
         if alt.outer == 0:
             start = self.otsu_start(alt.kinds, alt.warm)
             if start is not None:
-                return self.f_tv, start[k].to(self.f.dtype)
+                return self.f, start[k].to(self.f.dtype)
             return self.f, alt.regions[k].to(self.f.dtype)
-        return (self.f_tv if self.two_means(alt.kinds) else self.f), alt.u[k]
+        return (self.f_tv if self.tv_two_means(alt.kinds, alt.warm) else self.f), alt.u[k]
 
     def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
         """Return the constant expert of class k (eq. 5, ``D_k = c_k``), ``(C, H, W)``.
@@ -745,7 +776,9 @@ class Scheme:
         alt = yield from (self.initialise() if warm is None else self.warm_initialise(warm))
         while True:
             yield from self.train_experts(alt)
-            if not self.two_means(alt.kinds) and _decrease_stalled(self.run_.energies, self.config.stop_ratio):
+            # the two-means of ROF(f, σ̂) runs until it settles; every other run stops by the paper's energy rule
+            settles = self.tv_two_means(alt.kinds, alt.warm)
+            if not settles and _decrease_stalled(self.run_.energies, self.config.stop_ratio):
                 alt.stop_reason = f"energy decrease fell below {self.config.stop_ratio:g} × the previous decrease"
                 break
             if alt.outer >= self.config.max_outer_iter:
@@ -754,11 +787,7 @@ class Scheme:
             yield from self.segment_step(alt)
             if alt.degenerate:
                 break
-            if self.otsu_start(alt.kinds, alt.warm) is not None:
-                # Otsu's constants already minimise the two-means of ROF(f, σ̂): refitting them to the mask drifts
-                alt.stop_reason = "the constants are Otsu's split of the TV-denoised image: one segmentation step"
-                break
-            if self.two_means(alt.kinds) and alt.changed < TWO_MEANS_SETTLED:
+            if settles and alt.changed < TWO_MEANS_SETTLED:
                 alt.stop_reason = (
                     f"the two-means of constants settled: the segmentation changed {alt.changed:.2%} of the pixels "
                     f"(< {TWO_MEANS_SETTLED:.1%})"
@@ -773,6 +802,7 @@ class Scheme:
         if self.config.denoise_constant_regions and alt.set_aside:
             yield from self.denoise_constant_regions(alt)
         self.kept_separation = alt.kept.separation
+        self.run_.keep_lam_of(alt.kept.lam)
         result = self.result(alt, keep_problem)
         if instances:
             result = with_instances(result)
@@ -1084,6 +1114,7 @@ class Scheme:
                 residuals=alt.residuals,
                 step=alt.outer,
                 separation=class_separation(alt.residuals, labels),
+                lam=lam,
             )
             if alt.kept.separation >= alt.best.separation:
                 alt.best = alt.kept

@@ -1,4 +1,4 @@
-"""The image that constant experts are fitted to in the two-means alternation: its TV denoising.
+"""Where the two-means alternation of constant experts starts: Otsu's split of the image, or its TV denoising.
 
 With two constant experts ``c_F > c_B`` the segmentation step (eq. 9 with
 ``r_k = (f - c_k)²``) is a thresholded ROF denoising: ``d = r_F - r_B =
@@ -11,12 +11,16 @@ fluorescence image lifts ``t`` and half of the nuclei are lost
 (docs/robustness.md, "Where the box is"). Fitting the constants to
 ``ROF(f, σ̂)`` instead makes the alternation Lloyd's two-means of the denoised
 image with a boundary-length penalty, whose fixed point does not depend on
-where the boxes are. :func:`otsu_bands` gives the global minimiser of the
-two-means objective of ``ROF(f, σ̂)`` instead of the boxes' means; a run that
-starts there keeps those constants for its one segmentation step, since
-refitting them to the TV-regularised mask (which drops the small, dim
-structures the penalty removes) lifts ``t`` and loses more of them at every
-step (docs/robustness.md, eighth session). Beyond the paper.
+where the boxes are, but the TV denoising at the noise level also flattens
+small, dim objects, and their class's mean with them. A better start needs
+no denoising: :func:`otsu_bands` gives the global minimiser of the two-means
+objective of ``f`` itself (Otsu's thresholds), the boxes only saying which
+band is which class. A run that starts there refits its constants to ``f``
+over ``u`` (the paper's update, from a start that does not depend on the
+boxes) and stops by the energy rule; the two-means of ``ROF(f, σ̂)`` from the
+boxes' means remains for images without such a split (several channels, or
+boxes in one band) and after a collapse from it (docs/robustness.md,
+eighteenth session). Beyond the paper.
 """
 
 from __future__ import annotations
@@ -103,8 +107,8 @@ def tv_denoised(image: torch.Tensor, sigma: torch.Tensor | None = None) -> torch
     return torch.from_numpy(np.stack(smooth)).to(image.dtype).to(image.device)
 
 
-def otsu_bands(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
-    """Return the bands of the global two-means split of ``ROF(f, σ̂)``, each matched to a class's boxes.
+def otsu_bands(image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None:
+    """Return the bands of the global two-means split of ``image``, each matched to a class's boxes.
 
     Lloyd's iteration (the two-means alternation) converges to a fixed point
     near its start; started from the boxes' means it can settle on a split
@@ -112,14 +116,13 @@ def otsu_bands(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
     everything else when the box marks a saturated blob. In one dimension the
     global minimiser of the K-means objective is exact: Otsu's thresholds
     (multi-Otsu for K > 2), whose bands' means are a fixed point of the
-    iteration without the boundary penalty; the run fits its constants to
-    these bands and keeps them for one segmentation step. Class k takes the
-    band that holds most of its box pixels.
+    iteration without the boundary penalty; the run fits its first constants
+    to these bands. Class k takes the band that holds most of its box pixels.
 
     Parameters
     ----------
-    smooth : torch.Tensor
-        ``ROF(f, σ̂)``, ``(C, H, W)`` (:func:`tv_denoised`).
+    image : torch.Tensor
+        ``(C, H, W)``: the normalised image ``f`` as the run uses it.
     boxes : torch.Tensor
         ``(K, H, W)`` bool: the pixels of each class's boxes.
 
@@ -133,15 +136,15 @@ def otsu_bands(smooth: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor | None
         the iteration.
     """
     classes = int(boxes.shape[0])
-    if smooth.shape[0] != 1:
+    if image.shape[0] != 1:
         return None
-    grey = smooth[0].detach().to("cpu", torch.float64).numpy()
+    grey = image[0].detach().to("cpu", torch.float64).numpy()
     try:
-        bands = threshold_regions(grey, classes, OTSU, "TV-denoised image")
+        bands = threshold_regions(grey, classes, OTSU, "normalised image")
     except ValueError:  # a flat image, or too few grey levels for that many bands
         return None
     in_boxes = boxes.detach().cpu().numpy()
     chosen = [int((bands & in_boxes[k]).sum(axis=(1, 2)).argmax()) for k in range(classes)]
     if len(set(chosen)) < classes:
         return None
-    return torch.from_numpy(bands[chosen]).to(smooth.device)
+    return torch.from_numpy(bands[chosen]).to(image.device)
