@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from napari_self2seg.core import (
     DenoiserConfig,
@@ -124,3 +126,40 @@ def test_a_constant_plane_is_named() -> None:
     stack[2] = 1.0
     with pytest.raises(ValueError, match=r"plane 2: image is constant"):
         iterate_stack(stack, _config(), boxes=BOXES, device="cpu")
+
+
+def test_warm_planes_of_constants_start_from_their_own_split_and_choose_their_own_lambda() -> None:
+    """Planes of one nuclei field at two noise levels: a warm plane of constants owes the plane before nothing."""
+    from napari_self2seg.core import preset
+    from napari_self2seg.core.automatic_lam import noise_lam
+    from napari_self2seg.core.energy import weighted_mean
+    from napari_self2seg.core.initialization import box_regions
+    from napari_self2seg.core.stacks import carried_lam
+    from napari_self2seg.core.tv_two_means import noise_level, otsu_bands
+    from napari_self2seg.datasets import synthetic_nuclei
+
+    sample = synthetic_nuclei(128, seed=3)
+    rng = np.random.default_rng(0)
+    stack = np.stack([sample.clean + rng.normal(0.0, noise, sample.clean.shape) for noise in (0.08, 0.2)])
+    config = dataclasses.replace(preset("fast"), experts=("constant", "constant"))
+    boxes = {"fg_boxes": [sample.fg_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
+    warm = segment_stack(stack, config, warm_start=True, **boxes)  # type: ignore[arg-type]
+    alone = [segment(plane, config, **boxes) for plane in stack]  # type: ignore[arg-type]
+    assert all(plane.automatic_lam and not plane.degenerate for plane in warm.planes)
+    # the noise rule gives the noisier plane its own λ (normalised units), and the warm plane the independent mask
+    assert abs(np.log(warm.planes[1].lam / warm.planes[0].lam)) > np.log(1.2)
+    for plane, single in zip(warm.planes, alone, strict=True):
+        assert dice(plane.mask, single.mask) > 0.99 and dice(plane.mask, sample.truth) > 0.9
+    # the warm plane settled after one step, solved with the means of Otsu's bands of its own image
+    second = warm.planes[1]
+    assert second.outer_iterations == 1 and "previous plane and settled" in second.stop_reason
+    f = torch.from_numpy((stack[1] - stack[1].min()) / (stack[1].max() - stack[1].min()))[None]
+    regions = torch.from_numpy(box_regions({0: [sample.bg_box], 1: [sample.fg_box]}, sample.image.shape))
+    bands = otsu_bands(f, regions)
+    assert bands is not None
+    means = torch.stack([weighted_mean(f, bands[k].to(f.dtype))[:, 0, 0] for k in range(2)])
+    assert second.lam == pytest.approx(noise_lam(means, noise_level(f)), rel=1e-4)
+    # a λ given (or chosen once from networks' residuals) is carried over as before
+    given = dataclasses.replace(config, lam=0.05)
+    assert carried_lam(given, warm.planes[0]) == warm.planes[0].lam
+    assert carried_lam(config, warm.planes[0]) == "auto"

@@ -385,8 +385,6 @@ class _Alternation:
     """Networks of ``"auto"`` classes that became constants, kept to denoise those regions at the end."""
     texture: tuple[torch.Tensor, float] | None = None
     """The texture term's feature spreads and weight, set at the first training (None: not used yet)."""
-    warm: bool = False
-    """Whether the run started from the previous plane (the regions are its classes, not the boxes)."""
 
     @property
     def u(self) -> torch.Tensor:
@@ -638,17 +636,17 @@ class Scheme:
         """
         return self.config.two_means and self.inputs.from_boxes and only_constants(kinds)
 
-    def tv_two_means(self, kinds: Sequence[ExpertKind], warm: bool) -> bool:
+    def tv_two_means(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether a two-means of constants fits them to ``ROF(f, σ̂)``: when the image has no split for the boxes.
 
-        Such a run starts from the boxes' means (or a warm start's mask) and
-        ends once a step changes fewer than :data:`TWO_MEANS_SETTLED` of the
+        Such a run starts from the boxes' means (a warm-started plane from
+        the previous plane's mask) and ends once a step changes fewer than :data:`TWO_MEANS_SETTLED` of the
         pixels. A run from Otsu's split is the paper's update of constants of
         ``f`` and ends by the energy rule; so is its restart after a collapse
         (the split dropped a box): from the boxes' means, which that update
         stays near, where the two-means would drift back to the split.
         """
-        return self.two_means(kinds) and self.from_otsu and self.otsu_start(kinds, warm) is None
+        return self.two_means(kinds) and self.from_otsu and self.otsu_start(kinds) is None
 
     def local_constants(self, kinds: Sequence[ExpertKind]) -> bool:
         """Whether a run with experts of these ``kinds`` fits its constants locally (``config.local_means``).
@@ -666,14 +664,16 @@ class Scheme:
         """
         return self.two_means(kinds) or self.local_constants(kinds)
 
-    def otsu_start(self, kinds: Sequence[ExpertKind], warm: bool) -> torch.Tensor | None:
+    def otsu_start(self, kinds: Sequence[ExpertKind]) -> torch.Tensor | None:
         """Otsu's split (:attr:`otsu_split`) when a run with these expert ``kinds`` starts its two-means from it.
 
         Such a run fits its first constants to these bands of ``f`` and then
-        refits them to ``u`` (the paper's update); a warm-started plane
-        starts from its predecessor's mask instead.
+        refits them to ``u`` (the paper's update). A warm-started plane of a
+        stack does too: its constants owe nothing to the plane before, and
+        started from that plane's mask they drifted plane after plane
+        (docs/robustness.md, eighteenth session).
         """
-        return self.otsu_split if self.two_means(kinds) and not warm else None
+        return self.otsu_split if self.two_means(kinds) else None
 
     def new_net(self) -> Noise2FastNet:
         """Return a freshly initialised expert network on the run's device (seeded by the run's generator)."""
@@ -733,11 +733,11 @@ class Scheme:
         the TV-denoised image (:meth:`tv_two_means`).
         """
         if alt.outer == 0:
-            start = self.otsu_start(alt.kinds, alt.warm)
+            start = self.otsu_start(alt.kinds)
             if start is not None:
                 return self.f, start[k].to(self.f.dtype)
             return self.f, alt.regions[k].to(self.f.dtype)
-        return (self.f_tv if self.tv_two_means(alt.kinds, alt.warm) else self.f), alt.u[k]
+        return (self.f_tv if self.tv_two_means(alt.kinds) else self.f), alt.u[k]
 
     def constant(self, alt: _Alternation, k: int) -> torch.Tensor:
         """Return the constant expert of class k (eq. 5, ``D_k = c_k``), ``(C, H, W)``.
@@ -758,7 +758,7 @@ class Scheme:
         # (99.5 % of a DSB2018 crop) replaced a valid earlier mask
         if result.degenerate and warm is None and self.inputs.from_boxes:
             restart_denoiser = self.config.restart_denoiser
-            if self.otsu_start(result.config.experts, warm=False) is not None:
+            if self.otsu_start(result.config.experts) is not None:
                 # Otsu's split cut the boxed object: start the two-means from the boxes' means instead
                 means = "the boxes' means"
                 retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
@@ -777,7 +777,7 @@ class Scheme:
         while True:
             yield from self.train_experts(alt)
             # the two-means of ROF(f, σ̂) runs until it settles; every other run stops by the paper's energy rule
-            settles = self.tv_two_means(alt.kinds, alt.warm)
+            settles = self.tv_two_means(alt.kinds)
             if not settles and _decrease_stalled(self.run_.energies, self.config.stop_ratio):
                 alt.stop_reason = f"energy decrease fell below {self.config.stop_ratio:g} × the previous decrease"
                 break
@@ -937,7 +937,6 @@ class Scheme:
             kept=kept,
             best=kept,
             set_aside=dict(warm.set_aside),
-            warm=True,
         )
 
     def train_experts(self, alt: _Alternation) -> Generator[SolverState, LiveParameters | None, None]:

@@ -7,8 +7,13 @@ later plane starts from the experts, memberships and dual variable of the plane
 before (:class:`~.solver.WarmStart`) instead of from its initialisation, so its
 experts stop training sooner and its primal–dual solve starts near its
 solution; a warm-started plane also ends as soon as a segmentation step changes
-fewer than 2 % of its pixels. Warm starting between neighbouring planes is
-beyond the paper, which segments one image.
+fewer than 2 % of its pixels. A plane whose experts are all constants (the
+defaults' choice on nuclei) has nothing to train: it keeps the kinds the first
+plane chose, but takes its constants from its own Otsu split and its
+automatic λ from its own noise, as a run of the plane alone would (started
+from the plane before, they drifted into collapses on a drifting DSB2018
+stack; docs/robustness.md, eighteenth session). Warm starting between
+neighbouring planes is beyond the paper, which segments one image.
 
 Warm starts are used by default only with box prompts, which guard every plane
 against a flood or a vanishing class. Without them a warm-started stack
@@ -23,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Generator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .config import Self2SegConfig, preset
-from .solver import Boxes, ClassBoxes, Scheme, WarmStart, prepare_run
+from .config import AUTO, Self2SegConfig, preset
+from .solver import Boxes, ClassBoxes, Scheme, WarmStart, only_constants, prepare_run
 from .state import LiveParameters, Phase, SegmentationResult, SolverState
 
 if TYPE_CHECKING:
@@ -347,7 +352,23 @@ def _run_planes(
             stream.close()  # also when the consumer stops the stack early
         if warm_start:
             warm = scheme.handover
-            config = dataclasses.replace(config, lam=results[-1].lam)  # the first plane's λ (chosen or live)
+            config = dataclasses.replace(config, lam=carried_lam(config, results[-1]))
+
+
+def carried_lam(config: Self2SegConfig, previous: SegmentationResult) -> float | Literal["auto"]:
+    """Return the λ the next warm-started plane runs with: the previous plane's, unless it follows the constants.
+
+    A λ given, sent live or chosen once from the first residuals (a run with
+    networks, or without boxes) holds for the whole stack. One chosen by the
+    noise rule for constants from boxes (:func:`.automatic_lam.noise_lam`) is
+    chosen again on every plane, as the plane's constants are: carried over, the previous plane's
+    λ made the drifting DSB2018 stack of docs/robustness.md (eighteenth
+    session) differ from independent runs.
+    """
+    noise_rule = config.two_means and config.init == "boxes" and only_constants(previous.config.experts)
+    if config.lam == AUTO and previous.automatic_lam and noise_rule:
+        return AUTO
+    return previous.lam
 
 
 def _with_live(config: Self2SegConfig, sent: LiveParameters) -> Self2SegConfig:
