@@ -626,13 +626,15 @@ class Scheme:
         return otsu_bands(self.f, torch.from_numpy(self.inputs.regions).to(self.device))
 
     def two_means(self, kinds: Sequence[ExpertKind]) -> bool:
-        """Whether a run with experts of these ``kinds`` alternates them as a two-means whose start is not the boxes'.
+        """Whether a run with experts of these ``kinds`` is a run of constants from boxes under ``config.two_means``.
 
-        Only runs that start from boxes do (``config.two_means``): from
-        Otsu's split of the image (:meth:`otsu_start`), or else as the
-        two-means of the TV-denoised image (:meth:`tv_two_means`); either
-        makes the mask independent of where the boxes are, and a threshold
-        start is already the image's own (docs/robustness.md).
+        Its λ follows the constants by the noise rule. It starts from Otsu's
+        split of the image (:meth:`otsu_start`), or where the image has no
+        split for the boxes as the two-means of the TV-denoised image
+        (:meth:`tv_two_means`); either makes the mask independent of where
+        the boxes are (a threshold start is already the image's own;
+        docs/robustness.md). Only its restart after a collapse from the split
+        starts from the boxes' means with the paper's update.
         """
         return self.config.two_means and self.inputs.from_boxes and only_constants(kinds)
 
@@ -759,7 +761,7 @@ class Scheme:
         if result.degenerate and warm is None and self.inputs.from_boxes:
             restart_denoiser = self.config.restart_denoiser
             if self.otsu_start(result.config.experts) is not None:
-                # Otsu's split cut the boxed object: start the two-means from the boxes' means instead
+                # Otsu's split dropped a boxed object: start from the boxes' means instead (the paper's update)
                 means = "the boxes' means"
                 retry = self.restart(result, self.requested, means, keep_problem, instances, from_otsu=False)
                 result = yield from retry

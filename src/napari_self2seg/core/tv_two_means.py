@@ -19,8 +19,7 @@ band is which class. A run that starts there refits its constants to ``f``
 over ``u`` (the paper's update, from a start that does not depend on the
 boxes) and stops by the energy rule; the two-means of ``ROF(f, σ̂)`` from the
 boxes' means remains for images without such a split (several channels, or
-boxes in one band) and after a collapse from it (docs/robustness.md,
-eighteenth session). Beyond the paper.
+boxes in one band; docs/robustness.md, eighteenth session). Beyond the paper.
 """
 
 from __future__ import annotations
