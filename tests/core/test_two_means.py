@@ -14,6 +14,7 @@ from napari_self2seg.core.automatic_lam import noise_lam
 from napari_self2seg.core.energy import local_weighted_mean, weighted_mean
 from napari_self2seg.core.initialization import box_regions, threshold_regions
 from napari_self2seg.core.instances import label_components
+from napari_self2seg.core.solver import Scheme, prepare_run
 from napari_self2seg.core.tv_two_means import noise_level, otsu_bands, tv_denoised
 from napari_self2seg.datasets import SyntheticImage, inner_box, synthetic_nuclei
 
@@ -265,3 +266,25 @@ def test_a_constant_beside_a_network_keeps_one_mean(tiny_config: Self2SegConfig)
     assert result.problem is not None
     background = result.problem.expert_images[0]
     assert float(background.max() - background.min()) == 0.0  # one mean for the whole image
+
+
+def test_which_runs_of_constants_start_from_otsus_split_and_which_fit_the_tv_denoised_image() -> None:
+    sample, bright_box, _ = uneven_nuclei()
+    config = dataclasses.replace(preset("fast"), experts=CONSTANTS)
+    boxes = {"fg_boxes": [bright_box], "bg_boxes": [sample.bg_box], "device": "cpu"}
+    grey = prepare_run(sample.image, config, **boxes)  # type: ignore[arg-type]
+    start = grey.otsu_start(CONSTANTS)
+    assert start is not None and not grey.tv_two_means(CONSTANTS)
+    f = grey.f[0].numpy()
+    np.testing.assert_array_equal(start.numpy(), threshold_regions(f, 2, "otsu", "image"))
+    # the restart after a collapse from the split: the boxes' means, the paper's update (not the two-means)
+    restart = Scheme(grey.inputs, config, 0, torch.device("cpu"), from_otsu=False)
+    assert restart.otsu_start(CONSTANTS) is None and restart.two_means(CONSTANTS)
+    assert not restart.tv_two_means(CONSTANTS)
+    # several channels have no exact split: the two-means of ROF(f, σ̂) from the boxes' means
+    colour = prepare_run(np.stack([sample.image] * 2, axis=-1), config, channel_axis=-1, **boxes)  # type: ignore[arg-type]
+    assert colour.otsu_start(CONSTANTS) is None and colour.tv_two_means(CONSTANTS)
+    # networks never do either, nor a run without boxes
+    assert grey.otsu_start(("network", "network")) is None and not grey.tv_two_means(("network", "constant"))
+    unboxed = prepare_run(sample.image, dataclasses.replace(config, init="threshold"), device="cpu")
+    assert unboxed.otsu_start(CONSTANTS) is None and not unboxed.tv_two_means(CONSTANTS)
