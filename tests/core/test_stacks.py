@@ -161,5 +161,6 @@ def test_warm_planes_of_constants_start_from_their_own_split_and_choose_their_ow
     assert second.lam == pytest.approx(noise_lam(means, noise_level(f)), rel=1e-4)
     # a λ given (or chosen once from networks' residuals) is carried over as before
     given = dataclasses.replace(config, lam=0.05)
-    assert carried_lam(given, warm.planes[0]) == warm.planes[0].lam
-    assert carried_lam(config, warm.planes[0]) == "auto"
+    assert carried_lam(given, warm.planes[0], noise_rule=True) == warm.planes[0].lam
+    assert carried_lam(config, warm.planes[0], noise_rule=True) == "auto"
+    assert carried_lam(config, warm.planes[0], noise_rule=False) == warm.planes[0].lam

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .config import AUTO, Self2SegConfig, preset
-from .solver import Boxes, ClassBoxes, Scheme, WarmStart, only_constants, prepare_run
+from .solver import Boxes, ClassBoxes, Scheme, WarmStart, prepare_run
 from .state import LiveParameters, Phase, SegmentationResult, SolverState
 
 if TYPE_CHECKING:
@@ -352,10 +352,11 @@ def _run_planes(
             stream.close()  # also when the consumer stops the stack early
         if warm_start:
             warm = scheme.handover
-            config = dataclasses.replace(config, lam=carried_lam(config, results[-1]))
+            noise_rule = scheme.two_means(results[-1].config.experts)
+            config = dataclasses.replace(config, lam=carried_lam(config, results[-1], noise_rule=noise_rule))
 
 
-def carried_lam(config: Self2SegConfig, previous: SegmentationResult) -> float | Literal["auto"]:
+def carried_lam(config: Self2SegConfig, previous: SegmentationResult, *, noise_rule: bool) -> float | Literal["auto"]:
     """Return the λ the next warm-started plane runs with: the previous plane's, unless it follows the constants.
 
     A λ given, sent live or chosen once from the first residuals (a run with
@@ -363,9 +364,9 @@ def carried_lam(config: Self2SegConfig, previous: SegmentationResult) -> float |
     noise rule for constants from boxes (:func:`.automatic_lam.noise_lam`) is
     chosen again on every plane, as the plane's constants are: carried over, the previous plane's
     λ made the drifting DSB2018 stack of docs/robustness.md (eighteenth
-    session) differ from independent runs.
+    session) differ from independent runs. ``noise_rule``: whether the
+    previous plane's constants followed it (:meth:`.solver.Scheme.two_means`).
     """
-    noise_rule = config.two_means and config.init == "boxes" and only_constants(previous.config.experts)
     if config.lam == AUTO and previous.automatic_lam and noise_rule:
         return AUTO
     return previous.lam
