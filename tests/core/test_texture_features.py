@@ -15,6 +15,7 @@ from napari_self2seg.core.automatic_lam import data_term_spread
 from napari_self2seg.core.texture_features import (
     ENERGY_FLOOR,
     FREQUENCIES,
+    MAX_WINDOW,
     ORIENTATIONS,
     feature_scale,
     gabor_energies,
@@ -40,6 +41,22 @@ def test_a_plane_wave_excites_the_filter_of_its_frequency_and_orientation() -> N
         # the same frequency across the wave's direction sees nothing of it
         across = feature_index(f_index, (o_index + ORIENTATIONS // 2) % ORIENTATIONS)
         assert float(centre[across]) < float(centre.max()) - 5
+
+
+def test_the_coarse_filters_energy_stays_within_a_few_pixels_of_its_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    # period-14 stripes on the left half, flat on the right: how far does the coarsest feature leak?
+    xx = np.mgrid[0:64, 0:128][1].astype(np.float64)
+    half = np.cos(2 * np.pi * FREQUENCIES[-1] * xx) * (xx < 64)
+
+    def leak(depth: int) -> float:
+        feature = gabor_energies(torch.from_numpy(half[None]))[feature_index(len(FREQUENCIES) - 1, 0), 32]
+        return float(feature[64 + depth] - feature[20:44].mean())  # log energy, relative to inside the stripes
+
+    # capped at MAX_WINDOW (4 px), 12 px past the edge the energy is below e^-4 of the stripes' own
+    assert MAX_WINDOW == 4.0 and leak(12) < -4.0
+    # a window of 0.75 periods (10.5 px) carries a tenth of it that far
+    monkeypatch.setattr("napari_self2seg.core.texture_features.MAX_WINDOW", math.inf)
+    assert leak(12) > -3.0
 
 
 def test_a_flat_image_has_the_floor_energy_everywhere() -> None:
